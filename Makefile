@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` (the main job) and `make test` (the test suite).
+# Both create .venv on first use and install pocketbert with every extra under constraints.txt; later runs
+# reinstall only when pyproject.toml or constraints.txt changed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pocketbert-installed
+OUT ?= out/default
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM = false
+
+.PHONY: run test lint format venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev,demo]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pocketbert export --format onnx --precision fp32,int8 -o $(OUT) --force
+	$(BIN)/pocketbert parity $(OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check pocketbert tests
+	$(BIN)/ruff format --check pocketbert tests
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format: $(STAMP)
+	$(BIN)/ruff format pocketbert tests
+	$(BIN)/ruff check --fix pocketbert tests
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allow ``python -m pocketbert``."""
+
+from pocketbert.cli import main
+
+raise SystemExit(main())

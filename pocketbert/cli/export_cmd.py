@@ -1,0 +1,74 @@
+"""``pocketbert export``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pocketbert.cli.common import add_model_args, comma_list, int_list, say
+from pocketbert.export.artifact import DEFAULT_BUCKETS, ExportSettings
+
+
+def add_export_args(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``export`` and ``run``."""
+    parser.add_argument("--format", type=comma_list, default=None, help="onnx,tflite,coreml (comma list)")
+    parser.add_argument("--precision", type=comma_list, default=None, help="fp32,fp16,int8 (comma list)")
+    parser.add_argument("--int8-scheme", choices=("dynamic", "static"), default="dynamic", help="for precision int8")
+    parser.add_argument("--calibration", type=Path, default=None, help="texts for static int8, one per line")
+    parser.add_argument(
+        "--buckets",
+        type=int_list,
+        default=None,
+        help=f"static sequence lengths for TFLite/Core ML (default {','.join(map(str, DEFAULT_BUCKETS))}); "
+        "the largest is the max length",
+    )
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
+    parser.add_argument("--coreml-target", default="iOS16", help="Core ML minimum deployment target (iOS16..iOS18)")
+    parser.add_argument("--force", action="store_true", help="replace an output dir that holds something else")
+
+
+def settings_from_args(args: argparse.Namespace) -> ExportSettings:
+    buckets = list(args.buckets or DEFAULT_BUCKETS)
+    return ExportSettings(
+        max_length=buckets[-1] if buckets else 0,
+        sequence_buckets=buckets,
+        int8_scheme=args.int8_scheme,
+        calibration_file=str(args.calibration) if args.calibration else None,
+        opset=args.opset,
+        coreml_target=args.coreml_target,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pocketbert.errors import PocketbertError
+    from pocketbert.export.pipeline import export_model
+    from pocketbert.loading import load_model
+
+    if args.opset < 17:
+        raise PocketbertError(f"ONNX opset must be at least 17 (LayerNormalization), got {args.opset}")
+    settings = settings_from_args(args)
+    loaded = load_model(args.model, args.task, num_labels=args.num_labels, seed=args.seed)
+    say(f"model: {loaded.origin}; task {loaded.task.value}")
+    manifest = export_model(
+        loaded,
+        args.format or ["onnx"],
+        args.precision or ["fp32", "int8"],
+        args.output,
+        settings,
+        seed=args.seed,
+        force=args.force,
+        progress=say,
+    )
+    for artifact in manifest["artifacts"]:
+        size = artifact["size_bytes"] / 1e6
+        say(f"  {artifact['name']:<18} {artifact['scheme']:<24} {size:8.1f} MB  {args.output / artifact['path']}")
+    say(f"wrote {args.output / 'manifest.json'}; check it with: pocketbert parity {args.output}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("export", help="export a model to ONNX / TFLite / Core ML in fp32, fp16, int8")
+    add_model_args(parser)
+    add_export_args(parser)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    parser.set_defaults(func=_run)

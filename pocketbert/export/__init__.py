@@ -1,0 +1,1 @@
+"""Exporters from the deployment wrapper to ONNX, TFLite (LiteRT) and Core ML."""

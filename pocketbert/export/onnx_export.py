@@ -1,0 +1,155 @@
+"""ONNX export: the deployment wrapper through the torch.export-based (dynamo) exporter, then int8 via ORT.
+
+Graphs have dynamic ``batch`` and ``sequence`` axes, int64 inputs ``input_ids`` / ``attention_mask`` and the task's
+named outputs. Models above ~1.8 GB of weights are saved with external data (``model.onnx.data``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pocketbert import __version__
+from pocketbert.errors import PocketbertError
+from pocketbert.export.artifact import Artifact
+from pocketbert.export.base import ExportContext, Exporter, int8_scheme
+from pocketbert.tasks import INPUT_NAMES
+
+EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's hard limit is 2 GiB; stay well below it
+MODEL_FILE = "model.onnx"
+
+
+def needs_external_data(module: Any) -> bool:
+    """True when the module's float32 weights are too large for a single protobuf file."""
+    return sum(p.numel() * 4 for p in module.parameters()) > EXTERNAL_DATA_BYTES
+
+
+def _rename_outputs(model: Any, names: tuple[str, ...]) -> None:
+    """Give the graph outputs the task's names (an onnx_ir model, in place).
+
+    The dynamo exporter names values after the op that makes them (``embedding`` for ``aten.embedding``), so a
+    wanted output name may already belong to an inner value: that value is renamed first, keeping the graph SSA.
+    """
+    graph = model.graph
+    outputs = list(graph.outputs)
+    if len(outputs) != len(names):
+        raise PocketbertError(f"exported graph has {len(outputs)} outputs, expected {len(names)} ({names})")
+    taken = {v.name for node in graph for v in node.outputs} | {v.name for v in graph.inputs}
+    wanted = set(names)
+    for node in graph:
+        for value in node.outputs:
+            if value.name in wanted and value not in outputs:
+                suffix = 0
+                while f"{value.name}_inner{suffix}" in taken:
+                    suffix += 1
+                value.name = f"{value.name}_inner{suffix}"
+                taken.add(value.name)
+    for value, name in zip(outputs, names):
+        value.name = name
+
+
+def export_fp32(ctx: ExportContext, path: Path) -> Path:
+    """Export the fp32 graph to ``path`` (dynamic batch and sequence axes) and return it."""
+    import torch
+
+    wrapper = ctx.wrapper()
+    sample = ctx.sample_inputs(batch=2, seq=min(16, ctx.loaded.max_positions))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    seq = torch.export.Dim("sequence", min=1, max=ctx.loaded.max_positions)
+    dynamic = {name: {0: batch, 1: seq} for name in INPUT_NAMES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                wrapper,
+                sample,
+                input_names=list(INPUT_NAMES),
+                dynamic_shapes=dynamic,
+                opset_version=ctx.settings.opset,
+                dynamo=True,
+                verbose=False,
+                report=False,
+            )
+        except Exception as exc:  # torch.export raises many types; the first line says what failed
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PocketbertError(f"torch.export could not trace the model for ONNX: {first}") from exc
+    _rename_outputs(program.model, wrapper.output_names)
+    program.save(str(path), external_data=needs_external_data(wrapper))
+    return path
+
+
+def save_with_metadata(src: Path, dst: Path, metadata: dict[str, str]) -> list[Path]:
+    """Copy an ONNX model to ``dst`` with ``metadata_props`` set, check it, and return the files written."""
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=True)
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
+    model.producer_name = "pocketbert"
+    model.producer_version = __version__
+    external = model.ByteSize() > EXTERNAL_DATA_BYTES
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(dst), save_as_external_data=external, location=dst.name + ".data")
+    onnx.checker.check_model(str(dst))
+    return [dst] + ([dst.with_name(dst.name + ".data")] if external else [])
+
+
+class OnnxExporter(Exporter):
+    """ONNX fp32 and int8 (dynamic per-channel, or static QDQ calibrated from texts)."""
+
+    format = "onnx"
+    precisions = ("fp32", "int8", "int8-dynamic", "int8-static")
+    extra = "onnx"
+    requires = ("onnx", "onnxruntime", "onnxscript")
+
+    def _fp32(self, ctx: ExportContext) -> Path:
+        if "onnx_fp32" not in ctx.cache:
+            ctx.cache["onnx_fp32"] = export_fp32(ctx, ctx.scratch / "onnx-fp32" / MODEL_FILE)
+        return ctx.cache["onnx_fp32"]
+
+    def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
+        from pocketbert.quantize import onnx_int8
+
+        self.check_precision(precision)
+        fp32 = self._fp32(ctx)
+        rel = Path(self.format) / precision / MODEL_FILE
+        metadata: dict[str, Any] = {}
+        if precision == "fp32":
+            source, scheme = fp32, "none"
+        else:
+            scheme = int8_scheme(precision, ctx.settings)
+            source = ctx.scratch / f"onnx-{precision}" / MODEL_FILE
+            if scheme == "dynamic":
+                metadata = onnx_int8.quantize_dynamic_int8(fp32, source, ctx.scratch)
+            elif scheme == "static":
+                metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())
+            else:
+                raise PocketbertError(f"unknown int8 scheme {scheme!r}; valid: dynamic, static")
+            scheme = metadata["scheme"]
+        props = {
+            "pocketbert_version": __version__,
+            "task": ctx.loaded.task.value,
+            "precision": precision,
+            "scheme": scheme,
+            "labels": json.dumps(ctx.loaded.labels),
+            "source": ctx.loaded.origin,
+        }
+        files = save_with_metadata(source, out_dir / rel, props)
+        if precision != "fp32":
+            shutil.rmtree(source.parent, ignore_errors=True)
+        return Artifact(
+            format=self.format,
+            precision=precision,
+            path=str(rel),
+            scheme=scheme,
+            inputs=ctx.input_infos("int64", ["batch", "sequence"]),
+            outputs=ctx.output_infos({"B": "batch", "S": "sequence", **ctx.dims()}),
+            files=[str(f.relative_to(out_dir)) for f in files],
+            metadata=metadata,
+        )
+
+
+EXPORTER = OnnxExporter()

@@ -1,0 +1,1 @@
+"""The parity checker: runners for every runtime, shared feeds, metrics and gates."""

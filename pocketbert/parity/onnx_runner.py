@@ -1,0 +1,54 @@
+"""ONNX Runtime runner (CPU execution provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import MissingDependencyError, PocketbertError
+from pocketbert.export.artifact import Artifact
+from pocketbert.parity.runner import Feed, Runner, as_float32
+
+_NP_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+class OnnxRunner(Runner):
+    """Runs an ``.onnx`` file in ONNX Runtime with ``threads`` intra-op threads (ORT's default when ``None``)."""
+
+    def __init__(self, path: Path, name: str = "onnx", threads: int | None = None) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self.threads = threads
+        self.session = None
+
+    def load(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("onnxruntime", "onnx") from None
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise PocketbertError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
+        self._inputs = {i.name: _NP_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        if self.session is None:
+            self.load()
+        ort_feed = {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self._inputs.items()}
+        values = self.session.run(self._outputs, ort_feed)
+        return as_float32(dict(zip(self._outputs, values)))
+
+    def close(self) -> None:
+        self.session = None
+
+
+def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -> OnnxRunner:
+    """Runner for an ONNX artifact of a manifest."""
+    return OnnxRunner(out_dir / artifact.path, name=artifact.name, threads=threads)

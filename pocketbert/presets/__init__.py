@@ -1,0 +1,1 @@
+"""Architecture configs and the uncased vocabulary for random:<preset> sources."""

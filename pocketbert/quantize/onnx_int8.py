@@ -1,0 +1,121 @@
+"""ONNX int8 with ONNX Runtime's quantizer.
+
+Why a pre-processing pass: ORT's quantizers run symbolic shape inference first, and on graphs from the dynamo
+exporter it stops ("Incomplete symbolic shape inference"): the position-embedding slice ``weight[:S]`` gets a fresh
+symbolic length that ORT cannot prove equal to the input's ``sequence`` axis, so the ``Add`` that joins them has an
+unknown shape. :func:`preprocess` runs ORT's own ``quant_pre_process`` with ``auto_merge=True``, which merges such
+equal-but-differently-named dims, and with ORT's basic (portable, ONNX-standard) graph optimisations. The quantizers
+then see a fully shaped graph.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pocketbert.errors import PocketbertError
+
+DYNAMIC_OPS = ("MatMul", "Gather")  # every weight: linear layers and the embedding tables
+STATIC_OPS = ("MatMul",)  # Softmax, LayerNorm, Gelu, Add and the embedding gather stay float
+
+
+def _external(path: Path) -> bool:
+    return path.with_name(path.name + ".data").exists()
+
+
+def preprocess(src: Path, dst: Path) -> Path:
+    """Shape-complete, optimised copy of ``src`` at ``dst`` (see the module docstring for why)."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        quant_pre_process(
+            str(src),
+            str(dst),
+            skip_optimization=False,
+            skip_onnx_shape=False,
+            skip_symbolic_shape=False,
+            auto_merge=True,
+            save_as_external_data=_external(src),
+        )
+    except Exception as exc:
+        raise PocketbertError(f"ONNX pre-processing for quantization failed: {str(exc).splitlines()[0]}") from exc
+    return dst
+
+
+def _float_ops(path: Path, quantized_types: tuple[str, ...]) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    skip = set(quantized_types) | {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+    return sorted({n.op_type for n in model.graph.node if n.op_type not in skip and not n.op_type.endswith("Integer")})
+
+
+def quantize_dynamic_int8(src: Path, dst: Path, scratch: Path, per_channel: bool = True) -> dict[str, Any]:
+    """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
+
+    Returns the metadata recorded in the manifest (scheme, quantized op types, ops left in float).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    pre = preprocess(src, scratch / "onnx-pre" / src.name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(
+        str(pre),
+        str(dst),
+        per_channel=per_channel,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(DYNAMIC_OPS),
+        use_external_data_format=_external(pre),
+        extra_options={"MatMulConstBOnly": True},
+    )
+    shutil.rmtree(pre.parent, ignore_errors=True)
+    return {
+        "scheme": "dynamic-per-channel" if per_channel else "dynamic-per-tensor",
+        "quantized_ops": list(DYNAMIC_OPS),
+        "float_ops": _float_ops(dst, DYNAMIC_OPS),
+    }
+
+
+class _FeedReader:
+    """ORT CalibrationDataReader over a list of feeds."""
+
+    def __init__(self, feeds: list[dict[str, Any]]) -> None:
+        self._iter = iter(feeds)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._iter, None)
+
+
+def quantize_static_int8(src: Path, dst: Path, scratch: Path, feeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """QDQ int8: MatMul weights per channel and their input activations calibrated (min/max) on ``feeds``.
+
+    ``feeds`` are ``{"input_ids", "attention_mask"}`` int64 arrays of shape ``(1, n)``, one per calibration text.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not feeds:
+        raise PocketbertError("static int8 needs calibration texts, and none were given")
+    pre = preprocess(src, scratch / "onnx-pre" / src.name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    quantize_static(
+        str(pre),
+        str(dst),
+        _FeedReader(feeds),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=list(STATIC_OPS),
+        calibrate_method=CalibrationMethod.MinMax,
+        use_external_data_format=_external(pre),
+        extra_options={"MatMulConstBOnly": True, "ActivationSymmetric": False, "WeightSymmetric": True},
+    )
+    shutil.rmtree(pre.parent, ignore_errors=True)
+    return {
+        "scheme": "static-qdq-per-channel",
+        "quantized_ops": list(STATIC_OPS),
+        "float_ops": _float_ops(dst, STATIC_OPS),
+        "calibration_texts": len(feeds),
+    }
