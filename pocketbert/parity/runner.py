@@ -28,7 +28,13 @@ Feed = dict[str, np.ndarray]
 
 
 class Runner(ABC):
-    """A loaded model in some runtime that maps a feed to named outputs."""
+    """A loaded model in some runtime that maps a feed to named outputs.
+
+    ``timing_meaningful`` is False for runners whose speed says nothing about the deployed runtime (e.g. a NumPy
+    reference interpreter standing in for Core ML on Linux): the latency harness lists them as not measurable.
+    """
+
+    timing_meaningful: bool = True
 
     def __init__(self, name: str) -> None:
         self.name = name
