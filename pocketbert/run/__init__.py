@@ -1,0 +1,1 @@
+"""``pocketbert run``: the main job — export, quantize, convert, verify, benchmark, report — in one command."""

@@ -1,0 +1,152 @@
+"""The run configuration: a TOML file that mirrors the ``pocketbert run`` flags; flags override the file.
+
+Example ``pocketbert.toml``::
+
+    model = "./my-distilbert-sst2"
+    output = "out/sst2"
+    formats = ["onnx", "tflite", "coreml"]
+    precisions = ["fp32", "fp16", "int8"]
+    buckets = [32, 64, 128]
+    gates = "gates.toml"
+
+    [bench]
+    baseline = "random:bert-base-uncased"
+    seq = [16, 32, 64, 128]
+    threads = 2
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pocketbert.errors import PocketbertError
+from pocketbert.export.artifact import DEFAULT_BUCKETS
+
+ALL_FORMATS = ["onnx", "tflite", "coreml"]
+
+
+@dataclass
+class BenchConfig:
+    """Latency harness settings (see ``pocketbert bench``)."""
+
+    enabled: bool = True
+    baseline: str | None = None  # None: bert-base-uncased when cached, else random:bert-base-uncased
+    seq: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    batch: int = 1
+    threads: int = 2
+    repeats: int = 10
+    warmup: int = 2
+    quick: bool = True
+
+
+@dataclass
+class RunConfig:
+    """Everything ``pocketbert run`` does, resolved from defaults, the TOML file and the flags (in that order)."""
+
+    model: str | None = None
+    task: str | None = None
+    num_labels: int | None = None
+    seed: int = 0
+    output: str = "out/default"
+    formats: list[str] = field(default_factory=lambda: list(ALL_FORMATS))
+    precisions: list[str] = field(default_factory=lambda: ["fp32", "fp16", "int8"])
+    int8_scheme: str = "dynamic"
+    calibration: str | None = None
+    buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
+    opset: int = 18
+    coreml_target: str = "iOS16"
+    gates: str | None = None
+    texts: str | None = None
+    force: bool = False
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _expected(cls: type, name: str) -> str:
+    return next(str(f.type) for f in fields(cls) if f.name == name)
+
+
+def _check_value(cls: type, key: str, value: Any, where: str) -> Any:
+    kind = _expected(cls, key)
+    ok = {
+        "str | None": isinstance(value, str),
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "int | None": isinstance(value, int) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "list[int]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+    }.get(kind, True)
+    if not ok:
+        raise PocketbertError(f"config key {where}{key} must be {kind.replace(' | None', '')}, got {value!r}")
+    return value
+
+
+def _apply(target: Any, values: dict[str, Any], where: str) -> None:
+    valid = [f.name for f in fields(target) if f.name != "bench"]
+    for key, value in values.items():
+        if key == "bench" and isinstance(target, RunConfig):
+            if not isinstance(value, dict):
+                raise PocketbertError("config key bench must be a table: [bench]")
+            _apply(target.bench, value, "bench.")
+            continue
+        if key not in valid:
+            extra = ", [bench]" if isinstance(target, RunConfig) else ""
+            raise PocketbertError(f"unknown config key {where}{key!r}; valid: {', '.join(valid)}{extra}")
+        setattr(target, key, _check_value(type(target), key, value, where))
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """Defaults, then the TOML file at ``path`` (if any), then ``overrides`` (flags that were given; ``bench``
+    overrides are a nested dict)."""
+    config = RunConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PocketbertError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PocketbertError(f"config file {path} is not valid TOML: {exc}") from None
+        _apply(config, data, "")
+    _apply(config, overrides, "")
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Cross-field checks with one-line errors."""
+    unknown = [f for f in config.formats if f not in ALL_FORMATS]
+    if unknown:
+        raise PocketbertError(f"unknown format {unknown[0]!r}; valid: {', '.join(ALL_FORMATS)}")
+    if config.bench.threads < 1:
+        raise PocketbertError(f"bench threads must be at least 1, got {config.bench.threads}")
+    if config.bench.batch < 1 or config.bench.repeats < 1 or config.bench.warmup < 0:
+        raise PocketbertError("bench batch and repeats must be at least 1, warmup at least 0")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def to_toml(config: RunConfig) -> str:
+    """The resolved configuration as TOML (unset optional values are shown as comments)."""
+    lines = []
+    data = config.to_dict()
+    bench = data.pop("bench")
+    for section, values in (("", data), ("[bench]", bench)):
+        if section:
+            lines += ["", section]
+        for key, value in values.items():
+            lines.append(f"# {key} = (unset)" if value is None else f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,194 @@
+"""The main job: load → export every format → parity → bench → report, built aside and moved into ``OUT``.
+
+Everything is written into a building directory beside ``OUT`` (same filesystem) and renamed into place only when
+every stage has finished, so an interrupted or failed run leaves ``OUT`` exactly as it was. Nothing is reused from
+an earlier run: every artifact is rebuilt from the model and the settings of this run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pocketbert.errors import MissingDependencyError, PocketbertError
+from pocketbert.export.artifact import MANIFEST_NAME, ExportSettings, read_manifest, write_json_atomic
+from pocketbert.export.base import get_exporter
+from pocketbert.export.pipeline import export_model
+from pocketbert.loading import LoadedModel, load_model
+from pocketbert.run.config import RunConfig
+from pocketbert.run.lock import OutputLock
+from pocketbert.run.stages import StageLog
+
+REPORT_DIR = "report"
+REAL_BASELINE = "bert-base-uncased"
+RANDOM_BASELINE = "random:bert-base-uncased"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the output directory, its manifest, the verdicts and the stage timings."""
+
+    out_dir: Path
+    manifest: dict[str, Any]
+    parity_passed: bool
+    parity: dict[str, Any] | None = None
+    bench: dict[str, Any] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Machine-readable summary (``pocketbert run --json``)."""
+        return {
+            "out_dir": str(self.out_dir),
+            "passed": self.parity_passed,
+            "model": self.manifest["model"]["origin"],
+            "task": self.manifest["model"]["task"],
+            "artifacts": [
+                {
+                    "name": a["name"],
+                    "path": str(self.out_dir / a["path"]),
+                    "size_bytes": a["size_bytes"],
+                    "parity_passed": a.get("parity", {}).get("passed"),
+                }
+                for a in self.manifest["artifacts"]
+            ],
+            "skipped_formats": self.skipped,
+            "stages": self.stages,
+        }
+
+
+def check_output_target(out_dir: Path, force: bool) -> None:
+    """Refuse an ``OUT`` that is a file, unwritable, or a non-empty directory that is not a pocketbert output."""
+    parent = out_dir.absolute().parent
+    existing = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise PocketbertError(f"cannot write {out_dir}: {existing} is not a writable directory; choose another -o")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PocketbertError(f"output {out_dir} exists and is not a directory; choose another -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file() and not force:
+        raise PocketbertError(f"output {out_dir} is not empty and not a pocketbert output; use --force or another -o")
+
+
+def resolve_baseline(requested: str | None) -> str:
+    """The bench baseline: as asked, else bert-base-uncased when the hub or cache has it, else random weights."""
+    if requested:
+        return requested
+    try:
+        load_model(REAL_BASELINE)
+    except PocketbertError:
+        return RANDOM_BASELINE
+    return REAL_BASELINE
+
+
+def _install(building: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` with ``building`` by two renames (the old copy is deleted after the swap)."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        out_dir.rename(old)
+    building.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: StageLog) -> dict[str, str]:
+    settings = ExportSettings(
+        max_length=config.buckets[-1] if config.buckets else 0,
+        sequence_buckets=list(config.buckets),
+        int8_scheme=config.int8_scheme,
+        calibration_file=config.calibration,
+        opset=config.opset,
+        coreml_target=config.coreml_target,
+    )
+    skipped: dict[str, str] = {}
+    for fmt in config.formats:
+        try:
+            get_exporter(fmt).check_available()
+        except MissingDependencyError as exc:
+            skipped[fmt] = str(exc)
+            log.skip(f"export {fmt}", f"skipped: {exc}")
+            continue
+        with log.stage(f"export {fmt}"):
+            export_model(loaded, [fmt], list(config.precisions), building, settings, seed=config.seed)
+    if not (building / MANIFEST_NAME).is_file():
+        raise PocketbertError("no format could be exported: " + "; ".join(skipped.values()))
+    return skipped
+
+
+def _annotate_manifest(building: Path, parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict:
+    """Add each artifact's parity verdict and latency summary to the manifest."""
+    manifest = read_manifest(building)
+    verdicts = {a["name"]: a for a in (parity or {}).get("artifacts", [])}
+    latency = (bench or {}).get("latency_summary", {})
+    for artifact in manifest["artifacts"]:
+        verdict = verdicts.get(artifact["name"])
+        if verdict is not None:
+            keys = [k for k in verdict["metrics"] if k.endswith("cosine_min") or "agreement" in k or "spearman" in k]
+            artifact["parity"] = {
+                "passed": verdict["passed"],
+                "metrics": {k: verdict["metrics"][k] for k in keys},
+                "failed_gates": [c["metric"] for c in verdict["checks"] if not c["passed"]],
+                "error": verdict["error"],
+            }
+        if artifact["name"] in latency:
+            artifact["latency"] = latency[artifact["name"]]
+    write_json_atomic(building / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def run_job(config: RunConfig, log: StageLog) -> RunResult:
+    """Run every stage for ``config`` and install the result at ``config.output`` (see the module docstring)."""
+    from pocketbert.parity.check import check_parity
+    from pocketbert.parity.report import write_json, write_junit
+    from pocketbert.report.write import write_reports
+
+    out_dir = Path(config.output)
+    check_output_target(out_dir, config.force)
+    with OutputLock(out_dir):
+        out_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.absolute().parent))
+        try:
+            with log.stage("load model") as record:
+                loaded = load_model(config.model, config.task, num_labels=config.num_labels, seed=config.seed)
+                record.note = loaded.origin
+            skipped = _export_stage(config, loaded, building, log)
+            with log.stage("parity") as record:
+                report = check_parity(
+                    building,
+                    loaded=loaded,
+                    texts_file=Path(config.texts) if config.texts else None,
+                    gates_file=Path(config.gates) if config.gates else None,
+                )
+                write_json(report, building / REPORT_DIR / "parity.json")
+                write_junit(report, building / REPORT_DIR / "junit.xml")
+                failed = [a.name for a in report.artifacts if not a.passed]
+                record.note = "all gates passed" if not failed else f"FAILED: {', '.join(failed)}"
+            parity = report.to_dict()
+            bench = None
+            if config.bench.enabled:
+                with log.stage("bench") as record:
+                    bench = run_bench_stage(config, building, record)
+            else:
+                log.skip("bench", "disabled in the configuration")
+            with log.stage("report"):
+                manifest = _annotate_manifest(building, parity, bench)
+                done = [s for s in log.to_list() if s["name"] != "report"]
+                write_reports(building, manifest, parity, bench, done, skipped)
+            _install(building, out_dir.absolute())
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+    return RunResult(out_dir, manifest, report.passed, parity, bench, skipped, log.to_list())
+
+
+def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, Any]:
+    """Bench every artifact in ``out_dir`` against the baseline; writes ``report/bench.*`` and returns the data."""
+    from pocketbert.runtime_bench.api import bench_output_dir
+
+    baseline = resolve_baseline(config.bench.baseline)
+    record.note = f"baseline {baseline}" + (" (random weights: speed only)" if baseline.startswith("random:") else "")
+    return bench_output_dir(out_dir, baseline, config.bench, out_dir / REPORT_DIR)
