@@ -8,12 +8,14 @@ Hugging Face layers and swaps only what deployment needs:
   ``create_bidirectional_mask`` (whose ``new_ones``/vmap code coremltools 9 cannot convert);
 * the mask constant is ``-1e4`` rather than ``finfo(float32).min``, so it survives fp16 (Core ML, GPU delegates);
 * BERT's token type embedding is the constant row 0 (one segment), so no ``token_type_ids`` input is needed;
-* attention runs the "eager" matmul/softmax path, which every converter understands.
+* attention is plain matmul/softmax (:func:`deployment_attention`), which every converter understands and
+  ONNX Runtime can fuse.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -22,6 +24,38 @@ from torch import nn
 from pocketbert.tasks import Task, output_specs
 
 MASK_NEGATIVE = -1.0e4  # additive mask for padded keys: exp(-1e4) underflows to 0 in fp16 and fp32
+ATTENTION_NAME = "pocketbert"
+
+
+def deployment_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain attention for export: ``softmax(q k^T / sqrt(d) + mask) v``.
+
+    Transformers' eager attention multiplies the scores by ``scaling``; this divides by ``1 / scaling``, the same
+    number, because ONNX Runtime's attention fusion tells the score scale from the mask by op type (Div vs Mul) and
+    cannot fuse the all-Mul form. Shapes: ``query``/``key``/``value`` ``(B, heads, S, d)``, ``attention_mask``
+    additive ``(B, 1, 1, S)``; returns ``(B, S, heads, d)`` and the probabilities ``(B, heads, S, S)``.
+    """
+    divisor = 1.0 / scaling if scaling is not None else math.sqrt(query.size(-1))
+    scores = torch.matmul(query, key.transpose(2, 3)) / divisor  # (B, heads, S, S)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores, dim=-1)  # (B, heads, S, S)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, deployment_attention)
 
 
 def mean_pool_normalize(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -101,7 +135,8 @@ class DeploymentModel(nn.Module):
     def __init__(self, hf_model: Any, task: Task) -> None:
         super().__init__()
         model = copy.deepcopy(hf_model).eval().float()
-        model.config._attn_implementation = "eager"
+        _register_attention()
+        model.config._attn_implementation = ATTENTION_NAME
         self.task = task
         self.architecture = model.config.model_type
         self.output_names = tuple(spec.name for spec in output_specs(task))
@@ -111,8 +146,9 @@ class DeploymentModel(nn.Module):
         self.head = model if model is not base else None  # task heads live on the outer model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # Unsqueeze, Cast, Sub, Mul in this order: the pattern ONNX Runtime's attention fusion recognises.
+        additive = (1.0 - attention_mask.unsqueeze(1).unsqueeze(2).to(torch.float32)) * MASK_NEGATIVE  # (B, 1, 1, S)
         mask = attention_mask.to(torch.float32)  # (B, S)
-        additive = ((1.0 - mask) * MASK_NEGATIVE)[:, None, None, :]  # (B, 1, 1, S)
         hidden = self.encoder(input_ids, additive)  # (B, S, H)
         if self.task is Task.FEATURE_EXTRACTION:
             return hidden, mean_pool_normalize(hidden, mask)  # (B, S, H), (B, H)

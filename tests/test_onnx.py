@@ -71,9 +71,11 @@ def test_static_int8_records_calibration_and_float_ops(tiny_models, tmp_path):
     assert report.passed, report.artifacts[0].failures
 
 
-def test_preprocess_makes_dynamo_graph_quantizable(tiny_models, tmp_path):
+def test_preprocess_makes_dynamo_graph_quantizable(tiny_models, tmp_path, monkeypatch):
     """ORT's symbolic shape inference stops on the raw dynamo graph; the pre-processing pass fixes it."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    monkeypatch.chdir(tmp_path)  # the failing inference dumps sym_shape_infer_temp.onnx into the cwd
 
     loaded = load_model(str(tiny_models("bert", "feature-extraction")))
     out = tmp_path / "out"

@@ -22,6 +22,12 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
         help=f"static sequence lengths for TFLite/Core ML (default {','.join(map(str, DEFAULT_BUCKETS))}); "
         "the largest is the max length",
     )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        help="int8 parity budget, e.g. 'cosine>=0.995,spearman>=0.995': the most sensitive ops stay float "
+        "until it holds",
+    )
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     parser.add_argument("--coreml-target", default="iOS16", help="Core ML minimum deployment target (iOS16..iOS18)")
     parser.add_argument("--force", action="store_true", help="replace an output dir that holds something else")
@@ -36,6 +42,7 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
         calibration_file=str(args.calibration) if args.calibration else None,
         opset=args.opset,
         coreml_target=args.coreml_target,
+        int8_budget=args.budget,
     )
 
 

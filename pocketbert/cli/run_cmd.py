@@ -26,6 +26,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "buckets": "buckets",
         "opset": "opset",
         "coreml_target": "coreml_target",
+        "budget": "budget",
         "gates": "gates",
         "texts": "texts",
         "force": "force",
@@ -88,6 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--buckets", type=int_list, default=None)
     parser.add_argument("--opset", type=int, default=None)
     parser.add_argument("--coreml-target", default=None)
+    parser.add_argument("--budget", default=None, help="int8 parity budget, e.g. 'cosine>=0.995'")
     parser.add_argument("--gates", type=Path, default=None, help="parity gate overrides (TOML)")
     parser.add_argument("--texts", type=Path, default=None, help="extra parity texts, one per line")
     parser.add_argument("--force", action="store_true", help="replace an OUT that is not a pocketbert output")

@@ -76,6 +76,8 @@ class ExportSettings:
         calibration_file: text file, one text per line, for static int8; ``None`` uses the built-in texts.
         opset: ONNX opset.
         coreml_target: Core ML minimum deployment target, e.g. ``iOS16``.
+        int8_budget: parity budget for int8 (e.g. ``cosine>=0.995``): the most sensitive weight ops stay float
+            until it holds on the calibration texts; ``None`` quantizes every weight op.
     """
 
     max_length: int = 128
@@ -84,6 +86,7 @@ class ExportSettings:
     calibration_file: str | None = None
     opset: int = 18
     coreml_target: str = "iOS16"
+    int8_budget: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

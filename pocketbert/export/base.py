@@ -59,12 +59,13 @@ class ExportContext:
         return enc["input_ids"].to(dtype), enc["attention_mask"].to(dtype)
 
     def calibration_texts(self) -> list[str]:
-        """Texts for static int8 calibration: the user's file when set, else the built-in set."""
-        from pocketbert.parity.data import BUILTIN_TEXTS, read_text_file
+        """Calibration texts (static int8, budgets): the user's file when set, else the built-in calibration set."""
+        from pocketbert.parity.data import read_text_file
+        from pocketbert.quantize.calibration import CALIBRATION_TEXTS
 
         if self.settings.calibration_file:
             return read_text_file(Path(self.settings.calibration_file), what="calibration file")
-        return list(BUILTIN_TEXTS)
+        return list(CALIBRATION_TEXTS)
 
     def calibration_feeds(self) -> list[dict[str, Any]]:
         """Calibration inputs, one text each: ``input_ids`` / ``attention_mask`` int64 arrays of shape ``(1, n)``."""

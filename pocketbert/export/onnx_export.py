@@ -51,6 +51,19 @@ def _rename_outputs(model: Any, names: tuple[str, ...]) -> None:
         value.name = name
 
 
+def node_module(node: Any) -> str:
+    """The PyTorch module a node of a dynamo export came from (``encoder.layer.0.output.dense``), else its name.
+
+    The exporter records ``namespace`` metadata as ``name: Type/name: Type/.../op: aten.op``; the module is the
+    name of the last ``name: Type`` step before the op, minus the wrapper's own prefix.
+    """
+    namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
+    steps = namespace.split("/")
+    if len(steps) < 2:
+        return node.name
+    return steps[-2].split(":")[0].strip().replace("encoder.base.", "")
+
+
 def export_fp32(ctx: ExportContext, path: Path) -> Path:
     """Export the fp32 graph to ``path`` (dynamic batch and sequence axes) and return it."""
     import torch
@@ -123,7 +136,11 @@ class OnnxExporter(Exporter):
             scheme = int8_scheme(precision, ctx.settings)
             source = ctx.scratch / f"onnx-{precision}" / MODEL_FILE
             if scheme == "dynamic":
-                metadata = onnx_int8.quantize_dynamic_int8(fp32, source, ctx.scratch)
+                budget = ctx.settings.int8_budget
+                feeds = ctx.calibration_feeds() if budget else None
+                metadata = onnx_int8.quantize_dynamic_int8(
+                    fp32, source, ctx.scratch, budget=budget, feeds=feeds, task=ctx.loaded.task
+                )
             elif scheme == "static":
                 metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())
             else:

@@ -26,6 +26,7 @@ from pocketbert.export.artifact import (
 from pocketbert.export.base import ExportContext, get_exporter
 from pocketbert.export.manifest import TOKENIZER_DIR, build_manifest, model_section, write_tokenizer
 from pocketbert.loading import LoadedModel
+from pocketbert.quantize.mixed import parse_budget
 
 Progress = Callable[[str], None]
 
@@ -43,6 +44,8 @@ def validate_settings(settings: ExportSettings, loaded: LoadedModel) -> None:
         raise PocketbertError(
             f"max length {settings.max_length} must equal the largest bucket {buckets[-1]}; set both or one"
         )
+    if settings.int8_budget is not None:
+        parse_budget(settings.int8_budget)
     if settings.int8_scheme not in ("dynamic", "static"):
         raise PocketbertError(f"unknown int8 scheme {settings.int8_scheme!r}; valid: dynamic, static")
 

@@ -78,7 +78,8 @@ def precision_family(precision: str) -> str:
     return precision.split("-", 1)[0]
 
 
-def _validate_key(key: str, where: str) -> None:
+def validate_gate_key(key: str, where: str) -> None:
+    """One-line error unless ``key`` is a task metric or ``<output>.<metric>`` (``<output>`` may be ``*``)."""
     metric = key.split(".", 1)[1] if "." in key else key
     if "." in key and metric in OUTPUT_METRICS:
         return
@@ -101,7 +102,7 @@ def load_gate_file(path: Path) -> dict[str, dict[str, float]]:
         if not isinstance(values, dict):
             raise PocketbertError(f'gate file {path}: {table!r} must be a table like [int8] or ["onnx-int8"]')
         for key, value in values.items():
-            _validate_key(key, f"{path} [{table}]")
+            validate_gate_key(key, f"{path} [{table}]")
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise PocketbertError(f"gate {table}.{key} in {path} must be a number, got {value!r}")
         tables[table] = {k: float(v) for k, v in values.items()}

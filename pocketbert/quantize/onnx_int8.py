@@ -10,11 +10,15 @@ then see a fully shaped graph.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
+from pocketbert.parity.metrics import compare_outputs
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search
+from pocketbert.tasks import Task
 
 DYNAMIC_OPS = ("MatMul", "Gather")  # every weight: linear layers and the embedding tables
 STATIC_OPS = ("MatMul",)  # Softmax, LayerNorm, Gelu, Add and the embedding gather stay float
@@ -29,16 +33,19 @@ def preprocess(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # ORT's shape inference dumps sym_shape_infer_temp.onnx into the working directory when it gives up:
+    # run it from the destination's directory so a failure never litters the user's folder.
     try:
-        quant_pre_process(
-            str(src),
-            str(dst),
-            skip_optimization=False,
-            skip_onnx_shape=False,
-            skip_symbolic_shape=False,
-            auto_merge=True,
-            save_as_external_data=_external(src),
-        )
+        with contextlib.chdir(dst.parent):
+            quant_pre_process(
+                str(Path(src).absolute()),
+                str(Path(dst).absolute()),
+                skip_optimization=False,
+                skip_onnx_shape=False,
+                skip_symbolic_shape=False,
+                auto_merge=True,
+                save_as_external_data=_external(src),
+            )
     except Exception as exc:
         raise PocketbertError(f"ONNX pre-processing for quantization failed: {str(exc).splitlines()[0]}") from exc
     return dst
@@ -52,14 +59,29 @@ def _float_ops(path: Path, quantized_types: tuple[str, ...]) -> list[str]:
     return sorted({n.op_type for n in model.graph.node if n.op_type not in skip and not n.op_type.endswith("Integer")})
 
 
-def quantize_dynamic_int8(src: Path, dst: Path, scratch: Path, per_channel: bool = True) -> dict[str, Any]:
-    """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
+def weight_units(model_path: Path) -> list[Unit]:
+    """Every op with a constant weight (MatMul B, Gather table) as a mixed-precision unit.
 
-    Returns the metadata recorded in the manifest (scheme, quantized op types, ops left in float).
+    ``module`` comes from the dynamo exporter's ``namespace`` metadata (e.g. ``encoder.layer.0.output.dense``).
     """
+    import onnx
+
+    from pocketbert.export.onnx_export import node_module
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    units = []
+    for node in model.graph.node:
+        weight = node.input[1] if node.op_type == "MatMul" else node.input[0] if node.op_type == "Gather" else None
+        if weight is None or weight not in weights:
+            continue
+        units.append(Unit(node.name, node_module(node)))
+    return units
+
+
+def _quantize(pre: Path, dst: Path, per_channel: bool, exclude: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    pre = preprocess(src, scratch / "onnx-pre" / src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(
         str(pre),
@@ -67,15 +89,69 @@ def quantize_dynamic_int8(src: Path, dst: Path, scratch: Path, per_channel: bool
         per_channel=per_channel,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=list(DYNAMIC_OPS),
+        nodes_to_exclude=exclude,
         use_external_data_format=_external(pre),
         extra_options={"MatMulConstBOnly": True},
     )
-    shutil.rmtree(pre.parent, ignore_errors=True)
-    return {
+
+
+def _run_all(path: Path, feeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from pocketbert.parity.onnx_runner import OnnxRunner
+
+    with OnnxRunner(path) as runner:
+        return [runner.infer(feed) for feed in feeds]
+
+
+def budgeted_search(
+    pre: Path, scratch: Path, per_channel: bool, budget: str, feeds: list[dict[str, Any]], task: Task
+) -> MixedPrecisionResult:
+    """Mixed-precision search on a pre-processed graph, measured against that float graph on ``feeds``."""
+    units = weight_units(pre)
+    reference = _run_all(pre, feeds)
+    trial = scratch / "onnx-trial" / "model.onnx"
+
+    def evaluate(quantized: set[str]) -> dict[str, float]:
+        _quantize(pre, trial, per_channel, [u.name for u in units if u.name not in quantized])
+        return compare_outputs(task, feeds, reference, _run_all(trial, feeds))
+
+    try:
+        return search(units, evaluate, budget)
+    finally:
+        shutil.rmtree(trial.parent, ignore_errors=True)
+
+
+def quantize_dynamic_int8(
+    src: Path,
+    dst: Path,
+    scratch: Path,
+    per_channel: bool = True,
+    budget: str | None = None,
+    feeds: list[dict[str, Any]] | None = None,
+    task: Task | None = None,
+) -> dict[str, Any]:
+    """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
+
+    With a ``budget`` (e.g. ``"cosine>=0.995"``), the most sensitive weight ops stay float until the budget holds
+    on the calibration ``feeds`` of ``task`` (:mod:`pocketbert.quantize.mixed`). Returns the metadata recorded in
+    the manifest: scheme, quantized op types, op types left float, and the float units with their sensitivity.
+    """
+    pre = preprocess(src, scratch / "onnx-pre" / src.name)
+    metadata: dict[str, Any] = {
         "scheme": "dynamic-per-channel" if per_channel else "dynamic-per-tensor",
         "quantized_ops": list(DYNAMIC_OPS),
-        "float_ops": _float_ops(dst, DYNAMIC_OPS),
     }
+    exclude: list[str] = []
+    if budget:
+        if not feeds or task is None:
+            raise PocketbertError("a precision budget needs calibration texts and the task")
+        result = budgeted_search(pre, scratch, per_channel, budget, feeds, task)
+        exclude = [u["name"] for u in result.float_units]
+        metadata["mixed_precision"] = result.to_dict()
+        metadata["scheme"] += "-mixed" if exclude else ""
+    _quantize(pre, dst, per_channel, exclude)
+    shutil.rmtree(pre.parent, ignore_errors=True)
+    metadata["float_ops"] = _float_ops(dst, DYNAMIC_OPS)
+    return metadata
 
 
 class _FeedReader:

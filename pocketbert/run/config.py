@@ -58,6 +58,7 @@ class RunConfig:
     buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
     opset: int = 18
     coreml_target: str = "iOS16"
+    budget: str | None = None
     gates: str | None = None
     texts: str | None = None
     force: bool = False

@@ -103,6 +103,7 @@ def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: S
         calibration_file=config.calibration,
         opset=config.opset,
         coreml_target=config.coreml_target,
+        int8_budget=config.budget,
     )
     skipped: dict[str, str] = {}
     for fmt in config.formats:

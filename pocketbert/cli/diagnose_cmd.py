@@ -1,0 +1,55 @@
+"""``pocketbert diagnose``: where in the network an artifact's error starts and grows."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from pocketbert.cli.common import say
+from pocketbert.errors import PocketbertError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pocketbert.export.artifact import manifest_artifacts, read_manifest, write_json_atomic
+    from pocketbert.parity.check import load_reference
+    from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
+    from pocketbert.parity.localize import culprit, localize_onnx, plot, rows_to_dicts
+
+    manifest = read_manifest(args.output_dir)
+    artifacts = {a.name: a for a in manifest_artifacts(manifest)}
+    for name in (args.artifact, args.against):
+        if name not in artifacts:
+            raise PocketbertError(f"no artifact named {name} in {args.output_dir}; have: {', '.join(artifacts)}")
+    candidate, reference = artifacts[args.artifact], artifacts[args.against]
+    if candidate.format != "onnx" or reference.format != "onnx":
+        raise PocketbertError("layer localisation supports ONNX artifacts in this version; diagnose an onnx-* one")
+    loaded = load_reference(manifest)
+    texts = list(BUILTIN_TEXTS) + (read_text_file(args.texts, "texts file") if args.texts else [])
+    feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))
+    with tempfile.TemporaryDirectory(prefix="pocketbert-diagnose-") as scratch:
+        rows = localize_onnx(args.output_dir / reference.path, args.output_dir / candidate.path, feeds, Path(scratch))
+    worst = culprit(rows)
+    report = args.output_dir / "report"
+    write_json_atomic(
+        report / f"diagnose-{candidate.name}.json",
+        {"artifact": candidate.name, "against": reference.name, "culprit": worst.block, "blocks": rows_to_dicts(rows)},
+    )
+    png = plot(
+        rows, f"{candidate.name} vs {reference.name}: error per block", report / f"diagnose-{candidate.name}.png"
+    )
+    print(f"{'block':<22} {'1 - cosine':>12} {'rel max err':>12} {'added':>12}")
+    for row in rows:
+        mark = "  <- grows most" if row is worst else ""
+        print(f"{row.block:<22} {1 - row.cosine_min:12.3e} {row.rel_max_abs:12.3e} {row.growth:12.3e}{mark}")
+    say(f"culprit: {worst.block}; wrote {png} and {png.with_suffix('.json')}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("diagnose", help="localise an artifact's error layer by layer against its float twin")
+    parser.add_argument("output_dir", type=Path, metavar="OUT")
+    parser.add_argument("--artifact", default="onnx-int8", help="the artifact to diagnose (default onnx-int8)")
+    parser.add_argument("--against", default="onnx-fp32", help="its float reference artifact (default onnx-fp32)")
+    parser.add_argument("--texts", type=Path, default=None, help="extra texts, one per line")
+    parser.set_defaults(func=_run)
