@@ -1,0 +1,199 @@
+"""``pocketbert bundle``: copy one verified artifact, the vocabulary and a bundle manifest into a sample app.
+
+A bundle is ``<assets>/pocketbert/`` holding ``manifest.json`` (the export manifest with ``artifacts`` reduced to
+the bundled one, ``tokenizer.files`` to the vocabulary, and a ``bundle`` section), ``tokenizer/vocab.txt`` and the
+artifact's files under their export paths (e.g. ``tflite/int8/model.tflite``). The app reads nothing else.
+
+Every bundle is built in a temporary directory beside its destination and swapped in with a rename, so a failure
+leaves the previous bundle (or none) untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pocketbert import __version__
+from pocketbert.errors import PocketbertError
+from pocketbert.export.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest, sha256_of
+from pocketbert.export.artifact import write_json_atomic as _write_json
+
+BUNDLE_DIR = "pocketbert"
+
+
+@dataclass(frozen=True)
+class AppTarget:
+    """A sample app: how to recognise it, where its bundle goes, which artifact formats it runs (preferred first)."""
+
+    platform: str
+    marker: str  # a file only this app has, relative to the app root
+    marker_text: str  # text the marker file contains
+    assets: str  # bundle parent directory, relative to the app root
+    formats: tuple[str, ...]
+
+
+ANDROID = AppTarget(
+    platform="android",
+    marker="settings.gradle.kts",
+    marker_text='rootProject.name = "PocketBert"',
+    assets="app/src/main/assets",
+    formats=("tflite", "onnx"),
+)
+IOS = AppTarget(
+    platform="ios",
+    marker="PocketBertKit/Package.swift",
+    marker_text='name: "PocketBertKit"',
+    assets="PocketBertApp/Resources",
+    formats=("coreml",),
+)
+PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
+
+
+@dataclass
+class BundleResult:
+    """What was bundled where."""
+
+    platform: str
+    directory: Path
+    artifact: str
+    files: list[str]
+    size_bytes: int
+
+
+def _precision_rank(precision: str) -> int:
+    for rank, family in enumerate(PRECISION_ORDER):
+        if precision.startswith(family):
+            return rank
+    return len(PRECISION_ORDER)
+
+
+def choose_artifact(artifacts: list[Artifact], target: AppTarget, names: list[str] | None = None) -> Artifact:
+    """The artifact ``target`` runs: the first of ``names`` it can run, else by format then int8 > fp16 > fp32."""
+    usable = [a for a in artifacts if a.format in target.formats]
+    if names:
+        by_name = {a.name: a for a in artifacts}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            have = ", ".join(by_name) or "none"
+            raise PocketbertError(f"no artifact {', '.join(unknown)} in the manifest (has {have})")
+        chosen = [by_name[n] for n in names if by_name[n].format in target.formats]
+        if not chosen:
+            raise PocketbertError(
+                f"--artifact {','.join(names)}: the {target.platform} app runs only "
+                f"{'/'.join(target.formats)} artifacts"
+            )
+        return chosen[0]
+    if not usable:
+        formats = " or ".join(target.formats)
+        raise PocketbertError(
+            f"the output has no {formats} artifact for the {target.platform} app; "
+            f"run 'pocketbert export --format {target.formats[0]}' first"
+        )
+    return min(usable, key=lambda a: (target.formats.index(a.format), _precision_rank(a.precision)))
+
+
+def check_app(app_dir: Path, target: AppTarget) -> None:
+    """Refuse a directory that is not pocketbert's sample app for ``target``."""
+    marker = Path(app_dir) / target.marker
+    if not marker.is_file() or target.marker_text not in marker.read_text(encoding="utf-8", errors="replace"):
+        raise PocketbertError(
+            f"{app_dir} is not pocketbert's {target.platform} sample app (no {target.marker}); "
+            f"pass apps_sample/{target.platform}"
+        )
+
+
+def _ordered(files: list[str]) -> list[str]:
+    """Files in the order ``sha256_of`` hashes them (sorted as paths), so apps can hash in listed order."""
+    return [str(p) for p in sorted(PurePosixPath(f) for f in files)]
+
+
+def _verify_source(out_dir: Path, artifact: Artifact) -> None:
+    paths = [out_dir / f for f in artifact.files]
+    missing = [f for f, p in zip(artifact.files, paths) if not p.is_file()]
+    if missing:
+        raise PocketbertError(f"{out_dir}/{missing[0]} is missing; re-run 'pocketbert export'")
+    if sha256_of(paths) != artifact.sha256:
+        raise PocketbertError(
+            f"{artifact.name} in {out_dir} does not match its manifest sha256 (changed after export); "
+            "re-run 'pocketbert export'"
+        )
+
+
+def bundle_manifest(manifest: dict[str, Any], artifact: Artifact, target: AppTarget, out_dir: Path) -> dict[str, Any]:
+    """The manifest an app reads: the export manifest naming only ``artifact`` and the vocabulary."""
+    data = dict(manifest)
+    entry = artifact.to_dict()
+    entry["files"] = _ordered(artifact.files)
+    data["artifacts"] = [entry]
+    tokenizer = dict(manifest["tokenizer"])
+    tokenizer["files"] = [tokenizer["vocab"]]
+    data["tokenizer"] = tokenizer
+    data["bundle"] = {
+        "platform": target.platform,
+        "artifact": artifact.name,
+        "source": str(out_dir.resolve()),
+        "pocketbert_version": __version__,
+    }
+    return data
+
+
+def _swap_in(stage: Path, dest: Path) -> None:
+    """Replace ``dest`` by ``stage`` with renames (the old bundle is removed only after the new one is in place)."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{stage.name}")
+        dest.rename(old)
+    try:
+        stage.rename(dest)
+    except OSError:
+        if old is not None:
+            old.rename(dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def bundle_app(out_dir: Path, app_dir: Path, target: AppTarget, names: list[str] | None = None) -> BundleResult:
+    """Bundle the right artifact of ``out_dir`` into the app at ``app_dir`` (see the module docstring)."""
+    out_dir, app_dir = Path(out_dir), Path(app_dir)
+    manifest = read_manifest(out_dir)
+    check_app(app_dir, target)
+    artifact = choose_artifact(manifest_artifacts(manifest), target, names)
+    _verify_source(out_dir, artifact)
+    vocab = manifest.get("tokenizer", {}).get("vocab")
+    if not vocab or not (out_dir / vocab).is_file():
+        raise PocketbertError(f"{out_dir} has no tokenizer vocabulary; re-run 'pocketbert export'")
+
+    parent = app_dir / target.assets
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_DIR}.", dir=parent))
+    try:
+        for rel in [*artifact.files, vocab]:
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(out_dir / rel, stage / rel)
+        if sha256_of([stage / f for f in artifact.files]) != artifact.sha256:
+            raise PocketbertError(f"copying {artifact.name} into {parent} changed it; check the disk and retry")
+        _write_json(stage / MANIFEST_NAME, bundle_manifest(manifest, artifact, target, out_dir))
+        _swap_in(stage, parent / BUNDLE_DIR)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    files = sorted([MANIFEST_NAME, vocab, *artifact.files])
+    return BundleResult(target.platform, parent / BUNDLE_DIR, artifact.name, files, artifact.size_bytes)
+
+
+def bundle(
+    out_dir: Path, android: Path | None = None, ios: Path | None = None, artifacts: list[str] | None = None
+) -> list[BundleResult]:
+    """Bundle ``out_dir`` into the Android and/or iOS sample app; every target is checked before any is written."""
+    targets = [(path, target) for path, target in ((android, ANDROID), (ios, IOS)) if path is not None]
+    if not targets:
+        raise PocketbertError("nothing to do: pass --android apps_sample/android and/or --ios apps_sample/ios")
+    manifest = read_manifest(Path(out_dir))
+    for path, target in targets:  # refuse early, before writing anything anywhere
+        check_app(path, target)
+        _verify_source(Path(out_dir), choose_artifact(manifest_artifacts(manifest), target, artifacts))
+    return [bundle_app(out_dir, path, target, artifacts) for path, target in targets]
