@@ -1,0 +1,137 @@
+import CryptoKit
+import Foundation
+
+/// The tasks pocketbert exports (`pocketbert.tasks.Task`).
+public enum Task: String, Codable {
+    case featureExtraction = "feature-extraction"
+    case sequenceClassification = "sequence-classification"
+    case questionAnswering = "question-answering"
+    case tokenClassification = "token-classification"
+}
+
+/// A manifest or bundle that cannot be used; the message says what to do.
+public struct ManifestError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct TensorInfo: Codable, Equatable {
+    public let name: String
+    public let dtype: String
+}
+
+/// One bundled model: `files` are relative to the bundle directory and hashed in this order into `sha256`.
+public struct ArtifactInfo: Codable, Equatable {
+    public let name: String
+    public let format: String
+    public let precision: String
+    public let path: String
+    public let files: [String]
+    public let sha256: String
+    public let inputs: [TensorInfo]
+    public let outputs: [TensorInfo]
+    public let sequenceBuckets: [Int]?
+
+    enum CodingKeys: String, CodingKey {
+        case name, format, precision, path, files, sha256, inputs, outputs, sequenceBuckets = "sequence_buckets"
+    }
+}
+
+public struct ModelInfo: Codable, Equatable {
+    public let task: Task
+    public let labels: [String]?
+    public let origin: String
+    public let architecture: String
+}
+
+public struct TokenizerSection: Codable, Equatable {
+    public let vocab: String
+    public let config: TokenizerConfig
+
+    public init(from decoder: Decoder) throws {
+        vocab = try decoder.container(keyedBy: Key.self).decode(String.self, forKey: .vocab)
+        config = try TokenizerConfig(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try config.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(vocab, forKey: .vocab)
+    }
+
+    enum Key: String, CodingKey { case vocab }
+}
+
+/// What an app needs from `manifest.json` (written by `pocketbert bundle`; paths relative to the bundle dir).
+public struct Manifest: Codable, Equatable {
+    public static let schemaVersion = 1
+
+    public let schemaVersion: Int
+    public let model: ModelInfo
+    public let maxLength: Int
+    public let sequenceBuckets: [Int]
+    public let tokenizer: TokenizerSection
+    public let artifacts: [ArtifactInfo]
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version", model, maxLength = "max_length", sequenceBuckets = "sequence_buckets"
+        case tokenizer, artifacts
+    }
+
+    public var task: Task { model.task }
+    public var labels: [String] { model.labels ?? [] }
+
+    public static func parse(_ data: Data) throws -> Manifest {
+        struct Version: Decodable { let schema_version: Int? }
+        guard let version = try? JSONDecoder().decode(Version.self, from: data) else {
+            throw ManifestError("manifest.json is not a JSON object; run 'pocketbert bundle' again")
+        }
+        guard version.schema_version == schemaVersion else {
+            throw ManifestError("manifest schema_version \(version.schema_version.map(String.init) ?? "missing"), this app reads \(schemaVersion); update the app or pocketbert")
+        }
+        do {
+            return try JSONDecoder().decode(Manifest.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ManifestError("manifest.json has no '\(key.stringValue)'; run 'pocketbert bundle' again")
+        } catch {
+            throw ManifestError("manifest.json is malformed (\(error)); run 'pocketbert bundle' again")
+        }
+    }
+
+    /// The artifact to load: the one named, or the first (the bundler lists the preferred one first).
+    public func artifact(named name: String? = nil) throws -> ArtifactInfo {
+        guard let name else {
+            guard let first = artifacts.first else { throw ManifestError("the manifest lists no artifact; run 'pocketbert bundle'") }
+            return first
+        }
+        guard let found = artifacts.first(where: { $0.name == name }) else {
+            throw ManifestError("artifact '\(name)' is not in the bundle (has \(artifacts.map(\.name).joined(separator: ", "))); run 'pocketbert bundle --artifact \(name)'")
+        }
+        return found
+    }
+
+    /// Buckets of `artifact` (static-shape formats) or of the manifest.
+    public func buckets(for artifact: ArtifactInfo) -> [Int] { artifact.sequenceBuckets ?? sequenceBuckets }
+}
+
+/// SHA-256 of an artifact: its files' bytes concatenated in manifest order (`pocketbert.export.artifact.sha256_of`).
+public enum ArtifactVerifier {
+    /// Hex SHA-256 of the files under `root`, read in order in 1 MiB chunks.
+    public static func sha256(files: [String], root: URL) throws -> String {
+        var hasher = SHA256()
+        for file in files {
+            let handle = try FileHandle(forReadingFrom: root.appendingPathComponent(file))
+            defer { try? handle.close() }
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Throws unless the artifact's files under `root` hash to the manifest's sha256.
+    public static func verify(_ artifact: ArtifactInfo, root: URL) throws {
+        let actual = try sha256(files: artifact.files, root: root)
+        guard actual.lowercased() == artifact.sha256.lowercased() else {
+            throw ManifestError("artifact \(artifact.name) does not match the manifest (sha256 \(actual), expected \(artifact.sha256)); the bundle is stale or corrupt: run 'pocketbert bundle' again")
+        }
+    }
+}
