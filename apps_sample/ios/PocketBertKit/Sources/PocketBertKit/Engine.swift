@@ -66,7 +66,9 @@ public final class Engine {
     private var maxTokens: Int { min(manifest.maxLength, buckets.last ?? manifest.maxLength) }
 
     private func fit(_ e: Encoding) throws -> Encoding {
-        isStatic ? e.padded(to: try chooseBucket(e.length, buckets), padTokenId: manifest.tokenizer.config.padTokenId) : e
+        guard isStatic else { return e }
+        let bucket = try chooseBucket(e.length, buckets)
+        return e.padded(to: bucket, padTokenId: manifest.tokenizer.config.padTokenId)
     }
 
     private func output(_ outputs: [String: [Float]], _ name: String) throws -> [Float] {

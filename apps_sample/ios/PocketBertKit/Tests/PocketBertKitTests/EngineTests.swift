@@ -84,7 +84,7 @@ final class EngineTests: XCTestCase {
     }
 
     func testEmbeddingFallsBackToMeanPoolingOfHiddenStates() throws {
-        let runner = FakeRunner { ids, _ in ["last_hidden_state": (0..<(ids.count * 2)).map { $0 % 2 == 0 ? 3 : 4 }] }
+        let runner = FakeRunner { ids, _ in ["last_hidden_state": (0..<(ids.count * 2)).map { $0 % 2 == 0 ? Float(3) : Float(4) }] }
         let (embedding, _) = try engine(.featureExtraction, [], nil, runner).embed("paris")
         XCTAssertEqual(embedding[0], 0.6, accuracy: 1e-6)
         XCTAssertEqual(embedding[1], 0.8, accuracy: 1e-6)
