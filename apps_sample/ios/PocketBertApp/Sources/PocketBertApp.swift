@@ -29,7 +29,7 @@ struct ContentView: View {
                         Text(bundle.manifest.model.origin).font(.footnote)
                         Text("\(bundle.artifact.name) · \(bundle.manifest.task.rawValue)").font(.footnote)
                         Picker("Compute units", selection: $computeUnits) {
-                            ForEach(Self.units, id: \.0) { Text($0.0).tag($0.1) }
+                            ForEach(Self.units.indices, id: \.self) { i in Text(Self.units[i].0).tag(Self.units[i].1) }
                         }
                     }
                     inputSection(bundle.manifest.task)

@@ -37,7 +37,10 @@ public enum InferenceResult {
     }
 }
 
-public struct EngineError: Error, CustomStringConvertible { public let description: String }
+public struct EngineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}
 
 /// Tokenize, run and post-process one request for the manifest's task (mirrors the Kotlin core's `Engine`).
 public final class Engine {
