@@ -7,6 +7,8 @@ Two kinds of file, both written fresh by ``pocketbert goldens`` (never committed
   tokenizer. ``pad_to`` is :func:`~pocketbert.parity.buckets.choose_bucket` of the real length over ``buckets``;
   ``offsets`` are ``[start, end)`` in **UTF-16 code units** of the text the token came from (the question or the
   context of a pair), ``[0, 0]`` for special tokens and padding — the unit Kotlin and Swift strings index by.
+* ``charclasses.json``: the tokenizer's character classes as code-point ranges
+  (:mod:`pocketbert.bundle.charclasses`), for the app tests to check every code point.
 * ``postprocess.json``: softmax, mean pooling + L2 norm, QA span decoding and bucket choice, computed by the same
   Python functions parity uses (:func:`~pocketbert.parity.metrics.best_span`,
   :func:`~pocketbert.wrapper.mean_pool_normalize`, :func:`~pocketbert.parity.buckets.choose_bucket`).
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pocketbert.bundle.charclasses import bert_char_classes as classes
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import write_json_atomic
 from pocketbert.parity.buckets import choose_bucket
@@ -297,6 +300,7 @@ def write_goldens(out_dir: Path, tokenizers: dict[str, Any], buckets: list[int] 
             write_vocab(tokenizer, stage / f"vocab-{name}.txt")
             write_json_atomic(stage / f"tokenizer-{name}.json", tokenizer_goldens(tokenizer, name, buckets))
         write_json_atomic(stage / "postprocess.json", postprocess_goldens())
+        write_json_atomic(stage / "charclasses.json", {"kind": GOLDENS_KIND, "version": GOLDENS_VERSION, **classes()})
         out_dir.mkdir(exist_ok=True)
         written = []
         for path in sorted(stage.iterdir()):

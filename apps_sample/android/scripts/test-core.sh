@@ -54,7 +54,7 @@ CORE="$ANDROID_DIR/core/src"
 [[ -d "$BUILD/classes/dev" ]] || { echo "compilation failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 step "compiled in $(( $(date +%s) - start ))s; running JUnit"
 STDLIB="$ANDROID_DIR/tools/node_modules/kotlin-compiler/lib/kotlin-stdlib.jar"
-TESTS=$(cd "$CORE/test/kotlin" && grep -rl '@Test' --include='*.kt' . | sed 's|^\./||; s|\.kt$||; s|/|.|g' | sort)
+TESTS=$(cd "$BUILD/classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 set +e
 java -Dpocketbert.goldens="$BUILD/goldens" -cp "$BUILD/classes:$CORE/test/resources:$CLASSPATH_LIBS:$STDLIB" \
   org.junit.runner.JUnitCore $TESTS | tee "$BUILD/junit.log"

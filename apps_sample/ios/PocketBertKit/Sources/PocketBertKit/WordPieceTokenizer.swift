@@ -138,13 +138,13 @@ public final class WordPieceTokenizer {
             offset += scalar.utf16.count
             var cps: [Unicode.Scalar] = [scalar]
             if config.cleanText {
-                if scalar.value == 0 || scalar.value == 0xFFFD || BertUnicode.isControl(scalar) { cps = [] }
+                if BertUnicode.isControl(scalar.value) { cps = [] }
                 else if BertUnicode.isWhitespace(scalar.value) { cps = [" "] }
             }
             if config.tokenizeChineseChars, cps.count == 1, BertUnicode.isChinese(cps[0].value) { cps = [" ", cps[0], " "] }
             if strip {
                 cps = cps.flatMap { Array(String($0).decomposedStringWithCanonicalMapping.unicodeScalars) }
-                    .filter { $0.properties.generalCategory != .nonspacingMark }
+                    .filter { !BertUnicode.isMark($0.value) }
             }
             if config.lowercase { cps = cps.flatMap { Array($0.properties.lowercaseMapping.unicodeScalars) } }
             for c in cps { out.cps.append(c.value); out.starts.append(start); out.ends.append(offset) }
@@ -206,38 +206,30 @@ public func readVocab(_ data: Data) -> [String] {
     return lines
 }
 
-/// Character classes as Hugging Face `tokenizers` defines them for BERT.
+/// Character classes exactly as Hugging Face `tokenizers` defines them for BERT, from the generated
+/// `BertCharTables` rather than the OS's Unicode tables (which differ between iOS releases).
 enum BertUnicode {
-    private static let whitespace: Set<UInt32> = Set([0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028,
-                                                      0x2029, 0x202F, 0x205F, 0x3000] + Array(0x2000...0x200A))
-
-    /// Rust `char::is_whitespace` (the Unicode White_Space property).
-    static func isWhitespace(_ cp: UInt32) -> Bool { whitespace.contains(cp) }
-
-    /// Control, format, private-use and surrogate characters, which clean-up removes (tab, newline, CR excepted).
-    static func isControl(_ s: Unicode.Scalar) -> Bool {
-        if s.value == 0x09 || s.value == 0x0A || s.value == 0x0D { return false }
-        switch s.properties.generalCategory {
-        case .control, .format, .privateUse, .surrogate: return true
-        default: return false
+    /// Is `cp` inside one of the inclusive ranges `[first, last, first, last, …]` (sorted)? Binary search.
+    static func inRanges(_ ranges: [UInt32], _ cp: UInt32) -> Bool {
+        var lo = 0
+        var hi = ranges.count / 2 - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if cp < ranges[2 * mid] { hi = mid - 1 }
+            else if cp > ranges[2 * mid + 1] { lo = mid + 1 }
+            else { return true }
         }
+        return false
     }
 
-    /// ASCII punctuation (including `$ + < = > ^ ` | ~`) or any Unicode punctuation category.
-    static func isPunctuation(_ cp: UInt32) -> Bool {
-        if (33...47).contains(cp) || (58...64).contains(cp) || (91...96).contains(cp) || (123...126).contains(cp) { return true }
-        guard let s = Unicode.Scalar(cp) else { return false }
-        switch s.properties.generalCategory {
-        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
-        default: return false
-        }
-    }
-
+    /// Whitespace the pre-tokenizer splits on (Rust `char::is_whitespace`).
+    static func isWhitespace(_ cp: UInt32) -> Bool { inRanges(BertCharTables.whitespace, cp) }
+    /// Removed by clean-up: control, format and private-use characters, U+0000, U+FFFD.
+    static func isControl(_ cp: UInt32) -> Bool { inRanges(BertCharTables.control, cp) }
+    /// Isolated as a word of its own by the pre-tokenizer.
+    static func isPunctuation(_ cp: UInt32) -> Bool { inRanges(BertCharTables.punctuation, cp) }
+    /// Non-spacing marks, removed by accent stripping after NFD.
+    static func isMark(_ cp: UInt32) -> Bool { inRanges(BertCharTables.mark, cp) }
     /// CJK ideographs that BERT splits into single-character words.
-    static func isChinese(_ cp: UInt32) -> Bool {
-        (0x4E00...0x9FFF).contains(cp) || (0x3400...0x4DBF).contains(cp) || (0x20000...0x2A6DF).contains(cp) ||
-            (0x2A700...0x2B73F).contains(cp) || (0x2B740...0x2B81F).contains(cp) || (0x2B920...0x2CEAF).contains(cp) ||
-            (0xF900...0xFAFF).contains(cp) || (0x2F800...0x2FA1F).contains(cp)
-    }
+    static func isChinese(_ cp: UInt32) -> Bool { inRanges(BertCharTables.chinese, cp) }
 }

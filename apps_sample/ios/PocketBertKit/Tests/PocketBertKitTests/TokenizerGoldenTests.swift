@@ -58,3 +58,22 @@ final class TokenizerGoldenTests: XCTestCase {
         XCTAssertThrowsError(try tokenizer.encodePair("a b c d e f g h i j", "context", maxLength: 8))
     }
 }
+
+/// The embedded character tables equal Hugging Face's classes for every code point (fresh `charclasses.json`).
+final class CharClassTests: XCTestCase {
+    func testEveryCodePointIsClassifiedAsHuggingFaceDoes() throws {
+        let golden = try Goldens.json("charclasses.json")
+        let checks: [(String, (UInt32) -> Bool)] = [
+            ("control", BertUnicode.isControl), ("whitespace", BertUnicode.isWhitespace),
+            ("punctuation", BertUnicode.isPunctuation), ("mark", BertUnicode.isMark), ("chinese", BertUnicode.isChinese),
+        ]
+        for (name, check) in checks {
+            let ranges = (golden[name] as! [[NSNumber]]).map { $0[0].uint32Value...$0[1].uint32Value }
+            XCTAssertFalse(ranges.isEmpty, "no \(name) ranges in charclasses.json")
+            var members = [Bool](repeating: false, count: 0x110000)
+            for r in ranges { for cp in r { members[Int(cp)] = true } }
+            let wrong = (UInt32(0)..<0x110000).filter { !(0xD800...0xDFFF).contains($0) && check($0) != members[Int($0)] }
+            XCTAssertEqual(wrong.count, 0, "\(name) differs at \(wrong.prefix(10).map { String($0, radix: 16) })")
+        }
+    }
+}

@@ -124,13 +124,13 @@ class WordPieceTokenizer(vocab: List<String>, val config: TokenizerConfig) {
             fun emit(c: Int) { cps += c; starts += i; ends += end }
             var out = listOf(cp)
             if (config.cleanText) {
-                out = if (cp == 0 || cp == 0xFFFD || Unicode.isControl(cp)) emptyList()
+                out = if (Unicode.isControl(cp)) emptyList()
                 else if (Unicode.isWhitespace(cp)) listOf(' '.code) else out
             }
             if (config.tokenizeChineseChars && out.size == 1 && Unicode.isChinese(out[0])) {
                 out = listOf(' '.code, out[0], ' '.code)
             }
-            if (strip) out = out.flatMap { c -> decompose(c).filter { Character.getType(it) != Character.NON_SPACING_MARK.toInt() } }
+            if (strip) out = out.flatMap { c -> decompose(c).filterNot(Unicode::isMark) }
             if (config.lowercase) out = out.flatMap { c -> String(Character.toChars(c)).lowercase(Locale.ROOT).codePoints().toArray().asList() }
             out.forEach(::emit)
             i = end
@@ -197,41 +197,40 @@ class WordPieceTokenizer(vocab: List<String>, val config: TokenizerConfig) {
     }
 }
 
-/** Character classes as Hugging Face `tokenizers` defines them for BERT. */
+/**
+ * Character classes exactly as Hugging Face `tokenizers` defines them for BERT, from the generated
+ * [BertCharTables] rather than the platform's Unicode tables (which differ between JDKs and Android releases).
+ */
 internal object Unicode {
-    private val WHITESPACE = setOf(
-        0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
-    ) + (0x2000..0x200A)
-
-    /** Rust `char::is_whitespace` (the Unicode White_Space property), which the BERT pre-tokenizer splits on. */
-    fun isWhitespace(cp: Int): Boolean = cp in WHITESPACE
-
-    /** Control, format and private-use characters, which clean-up removes (tab, newline and CR are whitespace). */
-    fun isControl(cp: Int): Boolean {
-        if (cp == 0x09 || cp == 0x0A || cp == 0x0D) return false
-        return when (Character.getType(cp)) {
-            Character.CONTROL.toInt(), Character.FORMAT.toInt(), Character.PRIVATE_USE.toInt(),
-            Character.SURROGATE.toInt() -> true
-            else -> false
+    /** Is [cp] inside one of the inclusive ranges `[first, last, first, last, …]` (sorted)? Binary search. */
+    fun inRanges(ranges: IntArray, cp: Int): Boolean {
+        var lo = 0
+        var hi = ranges.size / 2 - 1
+        while (lo <= hi) {
+            val mid = (lo + hi) ushr 1
+            when {
+                cp < ranges[2 * mid] -> hi = mid - 1
+                cp > ranges[2 * mid + 1] -> lo = mid + 1
+                else -> return true
+            }
         }
+        return false
     }
 
-    /** ASCII punctuation (including `$ + < = > ^ ` | ~`) or any Unicode punctuation category. */
-    fun isPunctuation(cp: Int): Boolean {
-        if (cp in 33..47 || cp in 58..64 || cp in 91..96 || cp in 123..126) return true
-        return when (Character.getType(cp)) {
-            Character.CONNECTOR_PUNCTUATION.toInt(), Character.DASH_PUNCTUATION.toInt(),
-            Character.START_PUNCTUATION.toInt(), Character.END_PUNCTUATION.toInt(),
-            Character.INITIAL_QUOTE_PUNCTUATION.toInt(), Character.FINAL_QUOTE_PUNCTUATION.toInt(),
-            Character.OTHER_PUNCTUATION.toInt() -> true
-            else -> false
-        }
-    }
+    /** Whitespace the pre-tokenizer splits on (Rust `char::is_whitespace`). */
+    fun isWhitespace(cp: Int): Boolean = inRanges(BertCharTables.WHITESPACE, cp)
+
+    /** Removed by clean-up: control, format and private-use characters, U+0000, U+FFFD. */
+    fun isControl(cp: Int): Boolean = inRanges(BertCharTables.CONTROL, cp)
+
+    /** Isolated as a word of its own by the pre-tokenizer. */
+    fun isPunctuation(cp: Int): Boolean = inRanges(BertCharTables.PUNCTUATION, cp)
+
+    /** Non-spacing marks, removed by accent stripping after NFD. */
+    fun isMark(cp: Int): Boolean = inRanges(BertCharTables.MARK, cp)
 
     /** CJK ideographs that BERT splits into single-character words. */
-    fun isChinese(cp: Int): Boolean =
-        cp in 0x4E00..0x9FFF || cp in 0x3400..0x4DBF || cp in 0x20000..0x2A6DF || cp in 0x2A700..0x2B73F ||
-            cp in 0x2B740..0x2B81F || cp in 0x2B920..0x2CEAF || cp in 0xF900..0xFAFF || cp in 0x2F800..0x2FA1F
+    fun isChinese(cp: Int): Boolean = inRanges(BertCharTables.CHINESE, cp)
 }
 
 /** Reads `vocab.txt` (one token per line; line n is id n). */
