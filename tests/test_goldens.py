@@ -17,6 +17,7 @@ def test_cli_writes_uncased_and_cased_goldens(tmp_path, tiny_models, capsys):
     assert main(["goldens", str(tiny_models("bert", "feature-extraction")), "-o", str(out), "--cased-test-vocab"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "charclasses.json",
         "postprocess.json",
         "tokenizer-cased.json",
         "tokenizer-uncased.json",
