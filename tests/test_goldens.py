@@ -63,3 +63,19 @@ def test_postprocess_spans_come_from_best_span(tmp_path):
     assert tuple(far["span"]) == best_span(start, end)
     assert far["span"][1] - far["span"][0] < 30  # the planted pair 68 tokens apart is not chosen
     assert [c["bucket"] for c in golden["buckets"] if c["length"] == 129 and c["buckets"] == [32, 64, 128]] == [None]
+
+
+def test_goldens_from_an_output_dir_and_one_line_errors(tmp_path, capsys):
+    out = tmp_path / "out"
+    uncased_tokenizer().save_pretrained(str(out / "tokenizer"))
+    assert main(["goldens", "--from-out", str(out), "-o", str(tmp_path / "g")]) == 0
+    assert (tmp_path / "g" / "tokenizer-uncased.json").is_file()
+    capsys.readouterr()
+    for argv in (
+        ["goldens", "--from-out", str(tmp_path / "missing"), "-o", str(tmp_path / "x")],
+        ["goldens", str(tmp_path / "no-such-model"), "-o", str(tmp_path / "x")],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("pocketbert goldens: error:") and "\n" not in err
+    assert not (tmp_path / "x").exists()
