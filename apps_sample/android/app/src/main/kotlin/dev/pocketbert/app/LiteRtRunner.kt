@@ -27,11 +27,15 @@ class LiteRtRunner(model: MappedByteBuffer, private val artifact: ArtifactInfo, 
         val inputs = artifact.inputs.associate { it.name to buffer(values.getValue(it.name), it.dtype) }
         val signature = signatures[seq]
         if (signature != null) {
+            // signature inputs named as in the manifest, else taken in the manifest's order
+            val names = interpreter.getSignatureInputs(signature)
+            val feed = if (names.toSet() == inputs.keys) inputs
+            else names.zip(artifact.inputs.map { inputs.getValue(it.name) }).toMap()
             val outputs = interpreter.getSignatureOutputs(signature).associateWith { name ->
                 val tensor = interpreter.getOutputTensorFromSignature(name, signature)
                 ByteBuffer.allocateDirect(tensor.numBytes()).order(ByteOrder.nativeOrder())
             }
-            interpreter.runSignature(inputs, outputs, signature)
+            interpreter.runSignature(feed, outputs, signature)
             return outputs.mapValues { (_, b) -> floats(b) }.filterKeys { key -> artifact.outputs.any { it.name == key } }
         }
         artifact.inputs.forEachIndexed { i, _ -> interpreter.resizeInput(i, intArrayOf(1, seq)) }
