@@ -64,5 +64,5 @@ run=$(grep -oE '^(OK \(([0-9]+) tests?\)|Tests run: [0-9]+)' "$BUILD/junit.log" 
 failed=$(grep -oE 'Failures: [0-9]+' "$BUILD/junit.log" | grep -oE '[0-9]+' || echo 0)
 run=${run:-0}
 if (( status != 0 && failed == 0 )); then failed=1; fi   # JUnit itself failed to start
-echo "$(( run - failed )) passed, $failed failed"
+echo "$(( run > failed ? run - failed : 0 )) passed, $failed failed"
 exit $(( status != 0 ))
