@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pocketbert tests
 	$(BIN)/ruff format --check pocketbert tests
 
-test: lint
+test: lint kotlin-test
 	$(BIN)/python -m pytest -q
 
 # Android core (tokenizer, post-processing, manifest) compiled with the pinned kotlinc and tested with JUnit against
