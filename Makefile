@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pocketbert export --format onnx --precision fp32,int8 -o $(OUT) --force
-	$(BIN)/pocketbert parity $(OUT)
+	$(BIN)/pocketbert run -o $(OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pocketbert tests

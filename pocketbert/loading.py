@@ -56,6 +56,12 @@ class LoadedModel:
     max_positions: int = 512
 
     @property
+    def num_heads(self) -> int:
+        """Attention heads per layer."""
+        cfg = self.model.config
+        return int(getattr(cfg, "n_heads", None) or cfg.num_attention_heads)
+
+    @property
     def hidden_size(self) -> int:
         """Width H of the hidden states."""
         cfg = self.model.config

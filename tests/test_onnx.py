@@ -35,7 +35,8 @@ def test_export_fp32_int8_and_parity(tiny_models, tmp_path, arch, task):
         props = {p.key: p.value for p in model.metadata_props}
         assert props["task"] == task and props["precision"] == artifact["precision"]
     int8 = manifest["artifacts"][1]
-    assert int8["scheme"] == "dynamic-per-channel"
+    assert int8["scheme"] == "dynamic-per-channel-fused"
+    assert int8["metadata"]["ort_fusions"]["Attention"] == 2  # one fused attention per layer
     assert int8["size_bytes"] < manifest["artifacts"][0]["size_bytes"] / 2.5
     report = check_parity(out, loaded=loaded)
     assert report.passed, [(a.name, a.failures, a.error) for a in report.artifacts]

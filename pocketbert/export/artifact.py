@@ -78,6 +78,8 @@ class ExportSettings:
         coreml_target: Core ML minimum deployment target, e.g. ``iOS16``.
         int8_budget: parity budget for int8 (e.g. ``cosine>=0.995``): the most sensitive weight ops stay float
             until it holds on the calibration texts; ``None`` quantizes every weight op.
+        onnx_fusion: apply ONNX Runtime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) before ONNX int8
+            dynamic quantization; the result then needs ONNX Runtime (contrib ops), as any ORT int8 model does.
     """
 
     max_length: int = 128
@@ -87,6 +89,7 @@ class ExportSettings:
     opset: int = 18
     coreml_target: str = "iOS16"
     int8_budget: str | None = None
+    onnx_fusion: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -139,7 +139,13 @@ class OnnxExporter(Exporter):
                 budget = ctx.settings.int8_budget
                 feeds = ctx.calibration_feeds() if budget else None
                 metadata = onnx_int8.quantize_dynamic_int8(
-                    fp32, source, ctx.scratch, budget=budget, feeds=feeds, task=ctx.loaded.task
+                    fp32,
+                    source,
+                    ctx.scratch,
+                    budget=budget,
+                    feeds=feeds,
+                    task=ctx.loaded.task,
+                    fusion=(ctx.loaded.num_heads, ctx.loaded.hidden_size) if ctx.settings.onnx_fusion else None,
                 )
             elif scheme == "static":
                 metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())

@@ -18,9 +18,10 @@ from typing import Any
 from pocketbert.errors import PocketbertError
 from pocketbert.parity.metrics import compare_outputs
 from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search
+from pocketbert.quantize.onnx_fusion import fuse_transformer
 from pocketbert.tasks import Task
 
-DYNAMIC_OPS = ("MatMul", "Gather")  # every weight: linear layers and the embedding tables
+DYNAMIC_OPS = ("MatMul", "Gather", "Attention")  # every weight: linear layers, embedding tables, fused QKV
 STATIC_OPS = ("MatMul",)  # Softmax, LayerNorm, Gelu, Add and the embedding gather stay float
 
 
@@ -59,23 +60,30 @@ def _float_ops(path: Path, quantized_types: tuple[str, ...]) -> list[str]:
     return sorted({n.op_type for n in model.graph.node if n.op_type not in skip and not n.op_type.endswith("Integer")})
 
 
-def weight_units(model_path: Path) -> list[Unit]:
-    """Every op with a constant weight (MatMul B, Gather table) as a mixed-precision unit.
+def weight_units(model_path: Path, names_from: Path | None = None) -> list[Unit]:
+    """Every op with a constant weight (MatMul B, fused Attention QKV, Gather table) as a mixed-precision unit.
 
-    ``module`` comes from the dynamo exporter's ``namespace`` metadata (e.g. ``encoder.layer.0.output.dense``).
+    ``module`` comes from the dynamo exporter's ``namespace`` metadata (e.g. ``encoder.layer.0.output.dense``),
+    read from ``names_from`` (the unfused export) when given: ORT's optimizer keeps node names but drops metadata.
     """
     import onnx
 
     from pocketbert.export.onnx_export import node_module
 
+    labels: dict[str, str] = {}
+    if names_from is not None:
+        original = onnx.load(str(names_from), load_external_data=False)
+        labels = {n.name: node_module(n) for n in original.graph.node}
     model = onnx.load(str(model_path), load_external_data=False)
     weights = {i.name for i in model.graph.initializer}
     units = []
     for node in model.graph.node:
-        weight = node.input[1] if node.op_type == "MatMul" else node.input[0] if node.op_type == "Gather" else None
+        weight = {"MatMul": 1, "Attention": 1, "Gather": 0}.get(node.op_type)
+        weight = node.input[weight] if weight is not None else None
         if weight is None or weight not in weights:
             continue
-        units.append(Unit(node.name, node_module(node)))
+        fallback = f"fused attention {node.name}" if node.op_type == "Attention" else node_module(node)
+        units.append(Unit(node.name, labels.get(node.name, fallback)))
     return units
 
 
@@ -103,10 +111,16 @@ def _run_all(path: Path, feeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def budgeted_search(
-    pre: Path, scratch: Path, per_channel: bool, budget: str, feeds: list[dict[str, Any]], task: Task
+    pre: Path,
+    scratch: Path,
+    per_channel: bool,
+    budget: str,
+    feeds: list[dict[str, Any]],
+    task: Task,
+    names_from: Path | None = None,
 ) -> MixedPrecisionResult:
     """Mixed-precision search on a pre-processed graph, measured against that float graph on ``feeds``."""
-    units = weight_units(pre)
+    units = weight_units(pre, names_from)
     reference = _run_all(pre, feeds)
     trial = scratch / "onnx-trial" / "model.onnx"
 
@@ -128,28 +142,39 @@ def quantize_dynamic_int8(
     budget: str | None = None,
     feeds: list[dict[str, Any]] | None = None,
     task: Task | None = None,
+    fusion: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
+
+    With ``fusion`` = ``(num_heads, hidden_size)``, ONNX Runtime's transformer fusions run first
+    (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one ``QAttention``.
 
     With a ``budget`` (e.g. ``"cosine>=0.995"``), the most sensitive weight ops stay float until the budget holds
     on the calibration ``feeds`` of ``task`` (:mod:`pocketbert.quantize.mixed`). Returns the metadata recorded in
     the manifest: scheme, quantized op types, op types left float, and the float units with their sensitivity.
     """
-    pre = preprocess(src, scratch / "onnx-pre" / src.name)
     metadata: dict[str, Any] = {
         "scheme": "dynamic-per-channel" if per_channel else "dynamic-per-tensor",
         "quantized_ops": list(DYNAMIC_OPS),
     }
+    original = src
+    if fusion is not None:
+        fused = scratch / "onnx-fused" / src.name
+        metadata["ort_fusions"] = fuse_transformer(src, fused, *fusion)
+        metadata["scheme"] += "-fused"
+        src = fused
+    pre = preprocess(src, scratch / "onnx-pre" / src.name)
     exclude: list[str] = []
     if budget:
         if not feeds or task is None:
             raise PocketbertError("a precision budget needs calibration texts and the task")
-        result = budgeted_search(pre, scratch, per_channel, budget, feeds, task)
+        result = budgeted_search(pre, scratch, per_channel, budget, feeds, task, names_from=original)
         exclude = [u["name"] for u in result.float_units]
         metadata["mixed_precision"] = result.to_dict()
         metadata["scheme"] += "-mixed" if exclude else ""
     _quantize(pre, dst, per_channel, exclude)
     shutil.rmtree(pre.parent, ignore_errors=True)
+    shutil.rmtree(scratch / "onnx-fused", ignore_errors=True)
     metadata["float_ops"] = _float_ops(dst, DYNAMIC_OPS)
     return metadata
 
