@@ -20,6 +20,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest, sha256_of
 from pocketbert.export.artifact import write_json_atomic as _write_json
+from pocketbert.fsutil import swap_in
 
 BUNDLE_DIR = "pocketbert"
 
@@ -140,22 +141,6 @@ def bundle_manifest(manifest: dict[str, Any], artifact: Artifact, target: AppTar
     return data
 
 
-def _swap_in(stage: Path, dest: Path) -> None:
-    """Replace ``dest`` by ``stage`` with renames (the old bundle is removed only after the new one is in place)."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{stage.name}")
-        dest.rename(old)
-    try:
-        stage.rename(dest)
-    except OSError:
-        if old is not None:
-            old.rename(dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def bundle_app(out_dir: Path, app_dir: Path, target: AppTarget, names: list[str] | None = None) -> BundleResult:
     """Bundle the right artifact of ``out_dir`` into the app at ``app_dir`` (see the module docstring)."""
     out_dir, app_dir = Path(out_dir), Path(app_dir)
@@ -177,7 +162,7 @@ def bundle_app(out_dir: Path, app_dir: Path, target: AppTarget, names: list[str]
         if sha256_of([stage / f for f in artifact.files]) != artifact.sha256:
             raise PocketbertError(f"copying {artifact.name} into {parent} changed it; check the disk and retry")
         _write_json(stage / MANIFEST_NAME, bundle_manifest(manifest, artifact, target, out_dir))
-        _swap_in(stage, parent / BUNDLE_DIR)
+        swap_in(stage, parent / BUNDLE_DIR)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ import numpy as np
 from pocketbert.bundle.charclasses import bert_char_classes as classes
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import write_json_atomic
+from pocketbert.export.manifest import tokenizer_settings, write_vocab
 from pocketbert.parity.buckets import choose_bucket
 from pocketbert.parity.data import BUILTIN_TEXTS
 from pocketbert.parity.metrics import MAX_ANSWER_TOKENS, best_span
@@ -131,28 +132,6 @@ def encode_case(
     return case
 
 
-def tokenizer_settings(tokenizer: Any) -> dict[str, Any]:
-    """The settings an app tokenizer needs, read from the fast tokenizer's normalizer and model (as the manifest)."""
-    import json
-
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
-    normalizer = spec.get("normalizer") or {}
-    model = spec.get("model") or {}
-    return {
-        "lowercase": bool(normalizer.get("lowercase", False)),
-        "strip_accents": normalizer.get("strip_accents"),
-        "tokenize_chinese_chars": bool(normalizer.get("handle_chinese_chars", True)),
-        "clean_text": bool(normalizer.get("clean_text", True)),
-        "continuing_subword_prefix": model.get("continuing_subword_prefix", "##"),
-        "max_input_chars_per_word": int(model.get("max_input_chars_per_word", 100)),
-        "cls_token_id": tokenizer.cls_token_id,
-        "sep_token_id": tokenizer.sep_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "unk_token_id": tokenizer.unk_token_id,
-        "unk_token": tokenizer.unk_token,
-    }
-
-
 def tokenizer_goldens(tokenizer: Any, name: str, buckets: list[int]) -> dict[str, Any]:
     """Every golden case of one tokenizer: built-in and edge texts at the largest bucket and short lengths, pairs."""
     longest = buckets[-1]
@@ -174,12 +153,6 @@ def tokenizer_goldens(tokenizer: Any, name: str, buckets: list[int]) -> dict[str
         "buckets": list(buckets),
         "cases": cases,
     }
-
-
-def write_vocab(tokenizer: Any, path: Path) -> None:
-    """The tokenizer's vocabulary as ``vocab.txt``: one token per line, line number = id."""
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    path.write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
 
 
 def cased_test_tokenizer(vocab_size: int = 600) -> Any:

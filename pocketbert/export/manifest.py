@@ -18,22 +18,12 @@ TOKENIZER_DIR = "tokenizer"
 VOCAB_FILE = "vocab.txt"
 
 
-def write_tokenizer(loaded: LoadedModel, out_dir: Path) -> dict[str, Any]:
-    """Save the tokenizer (HF files plus a plain ``vocab.txt`` for the apps) and describe its settings."""
-    tok = loaded.tokenizer
-    target = out_dir / TOKENIZER_DIR
-    target.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(target))
-    vocab = sorted(tok.get_vocab().items(), key=lambda item: item[1])
-    (target / VOCAB_FILE).write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+def tokenizer_settings(tok: Any) -> dict[str, Any]:
+    """What an app tokenizer needs, read from the fast tokenizer's normalizer and WordPiece model."""
     spec = json.loads(tok.backend_tokenizer.to_str())
     normalizer = spec.get("normalizer") or {}
     model = spec.get("model") or {}
     return {
-        "type": "wordpiece",
-        "files": sorted(f"{TOKENIZER_DIR}/{p.name}" for p in target.iterdir() if p.is_file()),
-        "vocab": f"{TOKENIZER_DIR}/{VOCAB_FILE}",
-        "vocab_size": len(vocab),
         "lowercase": bool(normalizer.get("lowercase", False)),
         "strip_accents": normalizer.get("strip_accents"),
         "tokenize_chinese_chars": bool(normalizer.get("handle_chinese_chars", True)),
@@ -45,6 +35,28 @@ def write_tokenizer(loaded: LoadedModel, out_dir: Path) -> dict[str, Any]:
         "pad_token_id": tok.pad_token_id,
         "unk_token_id": tok.unk_token_id,
         "unk_token": tok.unk_token,
+    }
+
+
+def write_vocab(tok: Any, path: Path) -> None:
+    """The vocabulary as a plain ``vocab.txt`` (one token per line, in id order) for the apps."""
+    vocab = sorted(tok.get_vocab().items(), key=lambda item: item[1])
+    path.write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+
+
+def write_tokenizer(loaded: LoadedModel, out_dir: Path) -> dict[str, Any]:
+    """Save the tokenizer (HF files plus a plain ``vocab.txt`` for the apps) and describe its settings."""
+    tok = loaded.tokenizer
+    target = out_dir / TOKENIZER_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(target))
+    write_vocab(tok, target / VOCAB_FILE)
+    return {
+        "type": "wordpiece",
+        "files": sorted(f"{TOKENIZER_DIR}/{p.name}" for p in target.iterdir() if p.is_file()),
+        "vocab": f"{TOKENIZER_DIR}/{VOCAB_FILE}",
+        "vocab_size": len(tok.get_vocab()),
+        **tokenizer_settings(tok),
     }
 
 

@@ -25,6 +25,7 @@ from pocketbert.export.artifact import (
 )
 from pocketbert.export.base import ExportContext, get_exporter
 from pocketbert.export.manifest import TOKENIZER_DIR, build_manifest, model_section, write_tokenizer
+from pocketbert.fsutil import swap_in
 from pocketbert.loading import LoadedModel
 from pocketbert.quantize.mixed import parse_budget
 
@@ -93,16 +94,8 @@ def _install(staging: Path, out_dir: Path, artifacts: list[Artifact]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     moves = [Path(a.path).parent for a in artifacts] + [Path(TOKENIZER_DIR)]
     for rel in moves:
-        target = out_dir / rel
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (staging / rel).rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        swap_in(staging / rel, out_dir / rel)
 
 
 def export_model(

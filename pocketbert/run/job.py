@@ -18,6 +18,7 @@ from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.export.artifact import MANIFEST_NAME, ExportSettings, read_manifest, write_json_atomic
 from pocketbert.export.base import get_exporter
 from pocketbert.export.pipeline import export_model
+from pocketbert.fsutil import swap_in
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.run.config import RunConfig
 from pocketbert.run.lock import OutputLock
@@ -82,17 +83,6 @@ def resolve_baseline(requested: str | None) -> str:
     except PocketbertError:
         return RANDOM_BASELINE
     return REAL_BASELINE
-
-
-def _install(building: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` with ``building`` by two renames (the old copy is deleted after the swap)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        out_dir.rename(old)
-    building.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: StageLog) -> dict[str, str]:
@@ -179,7 +169,7 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
                 manifest = _annotate_manifest(building, parity, bench)
                 done = [s for s in log.to_list() if s["name"] != "report"]
                 write_reports(building, manifest, parity, bench, done, skipped)
-            _install(building, out_dir.absolute())
+            swap_in(building, out_dir.absolute())
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
