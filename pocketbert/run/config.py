@@ -34,11 +34,11 @@ class BenchConfig:
 
     enabled: bool = True
     baseline: str | None = None  # None: bert-base-uncased when cached, else random:bert-base-uncased
-    seq: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    seq: list[int] | None = None  # None: the harness's lengths (16, 32 when quick)
     batch: int = 1
     threads: int = 2
-    repeats: int = 10
-    warmup: int = 2
+    repeats: int | None = None  # None: the harness's default (fewer when quick)
+    warmup: int | None = None
     quick: bool = True
 
 
@@ -79,6 +79,8 @@ def _check_value(cls: type, key: str, value: Any, where: str) -> Any:
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
         "int | None": isinstance(value, int) and not isinstance(value, bool),
+        "list[int] | None": isinstance(value, list)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         "bool": isinstance(value, bool),
         "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
         "list[int]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
@@ -126,7 +128,7 @@ def validate(config: RunConfig) -> None:
         raise PocketbertError(f"unknown format {unknown[0]!r}; valid: {', '.join(ALL_FORMATS)}")
     if config.bench.threads < 1:
         raise PocketbertError(f"bench threads must be at least 1, got {config.bench.threads}")
-    if config.bench.batch < 1 or config.bench.repeats < 1 or config.bench.warmup < 0:
+    if config.bench.batch < 1 or (config.bench.repeats or 1) < 1 or (config.bench.warmup or 0) < 0:
         raise PocketbertError("bench batch and repeats must be at least 1, warmup at least 0")
 
 

@@ -177,9 +177,46 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
 
 
 def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, Any]:
-    """Bench every artifact in ``out_dir`` against the baseline; writes ``report/bench.*`` and returns the data."""
-    from pocketbert.runtime_bench.api import bench_output_dir
+    """Bench every artifact in ``out_dir`` against the baseline; writes ``report/bench.*`` and returns a summary
+    for the run report: notes, a median/speed-up table, plot file names, and per-runner medians by length."""
+    from pocketbert.runtime_bench.bench import BenchConfig, run_bench
+    from pocketbert.runtime_bench.report import write_reports
 
     baseline = resolve_baseline(config.bench.baseline)
-    record.note = f"baseline {baseline}" + (" (random weights: speed only)" if baseline.startswith("random:") else "")
-    return bench_output_dir(out_dir, baseline, config.bench, out_dir / REPORT_DIR)
+    random = baseline.startswith("random:")
+    record.note = f"baseline {baseline}" + (" (random weights: speed only)" if random else "")
+    settings = config.bench
+    report = run_bench(
+        BenchConfig(
+            out_dir=out_dir,
+            baseline=baseline,
+            seqs=settings.seq,
+            batch=settings.batch,
+            threads=settings.threads,
+            repeats=settings.repeats,
+            warmup=settings.warmup,
+            quick=settings.quick,
+        )
+    )
+    paths = write_reports(report, out_dir / REPORT_DIR)
+    rows, latency = [], {}
+    for cell in report["cells"]:
+        if cell["status"] != "ok":
+            rows.append([cell["runner"], str(cell["seq"]), cell["status"], "", cell["reason"] or ""])
+            continue
+        speedup = cell.get("speedup_vs_baseline") or {}
+        ratio = f"{speedup['value']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]" if speedup else "—"
+        rows.append([cell["runner"], str(cell["seq"]), f"{cell['median_ms']:.2f}", f"{cell['iqr_ms']:.2f}", ratio])
+        latency.setdefault(cell["runner"], {})[str(cell["seq"])] = round(cell["median_ms"], 3)
+    settings_used = report["settings"]
+    notes = [
+        f"Baseline {baseline}{' — random weights: speed only, agreement not meaningful' if random else ''}; "
+        f"batch {settings_used['batch']}, {settings_used['threads']} threads, {settings_used['repeats']} "
+        f"interleaved rounds; {report['machine']['cpu_model']}. Full table: bench.md.",
+    ]
+    return {
+        "notes": notes,
+        "table": {"header": ["runner", "seq", "median ms", "IQR ms", "speed-up vs baseline"], "rows": rows},
+        "plots": [paths["latency_png"].name, paths["tradeoff_png"].name],
+        "latency_summary": latency,
+    }
