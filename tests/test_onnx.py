@@ -102,3 +102,19 @@ def test_manifest_records_what_parity_needs(tiny_models, tmp_path):
     assert (out / tok["vocab"]).read_text().splitlines()[101] == "[CLS]"
     for artifact in manifest["artifacts"]:
         assert len(artifact["sha256"]) == 64
+
+
+def test_large_models_use_external_data(tiny_models, tmp_path, monkeypatch):
+    """Above the protobuf limit weights go to model.onnx.data (threshold lowered so a tiny model crosses it)."""
+    import pocketbert.export.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 10_000)
+    loaded = load_model(str(tiny_models("distilbert", "feature-extraction")))
+    out = tmp_path / "out"
+    manifest = export_model(loaded, ["onnx"], ["fp32"], out)
+    artifact = manifest["artifacts"][0]
+    assert artifact["files"] == ["onnx/fp32/model.onnx", "onnx/fp32/model.onnx.data"]
+    graph, weights = (out / "onnx/fp32/model.onnx").stat().st_size, (out / "onnx/fp32/model.onnx.data").stat().st_size
+    assert graph < weights and weights > 1_000_000
+    onnx.checker.check_model(str(out / "onnx/fp32/model.onnx"))
+    assert check_parity(out, loaded=loaded).passed
