@@ -274,3 +274,14 @@ def test_core_ml_is_not_measurable_off_macos_and_static_buckets_limit_lengths():
     assert (reason is None) == (sys.platform == "darwin")
     manifest = {"artifacts": [{"format": "tflite", "precision": "int8", "path": "x", "sequence_buckets": [32, 64]}]}
     assert _static_limits(manifest) == {"tflite-int8": (64, "longer than the largest static bucket (64)")}
+
+
+def test_a_baseline_that_cannot_load_stops_the_run_with_one_line(pair, tmp_path, capsys):
+    out, _ = pair
+    report_dir = tmp_path / "report"
+    missing = tmp_path / "no-such-bert"
+    code = main(["bench", str(out), "--baseline", str(missing), "--quick", "--quiet", "--report", str(report_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"baseline {missing} failed: model directory {missing} does not exist" in err[0]
+    assert not report_dir.exists()

@@ -40,8 +40,10 @@ class WorkerError(Exception):
 
 
 def one_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` for reports."""
+    """The first line of the message for reports, prefixed with the type unless it is a user-facing error."""
     text = str(exc).strip()
+    if isinstance(exc, PocketbertError) and text:
+        return text.splitlines()[0]
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
