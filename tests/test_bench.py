@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ from pocketbert.parity.torch_runner import TorchRunner
 from pocketbert.runtime_bench.bench import plan_specs
 from pocketbert.runtime_bench.fidelity import RANDOM_NOTE, agreement, agreement_applicable
 from pocketbert.runtime_bench.inputs import make_feed
-from pocketbert.runtime_bench.report import render_markdown
+from pocketbert.runtime_bench.report import render_markdown, validate
 from pocketbert.runtime_bench.rules import Rule, check_names, evaluate, load_rules
 from pocketbert.runtime_bench.schedule import round_order, run_rounds
 from pocketbert.runtime_bench.stats import paired_ratio, summarize
@@ -57,6 +58,11 @@ def test_quick_bench_writes_json_markdown_and_png(quick_run):
     code, report_dir = quick_run
     report = json.loads((report_dir / "bench.json").read_text())
     assert report["schema_version"] == 1
+    validate(report)
+    broken = json.loads(json.dumps(report))
+    broken["cells"][0].pop("speedup_vs_baseline")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
     assert report["settings"]["seqs"] == [16, 32] and report["settings"]["repeats"] == 3
     assert report["settings"]["threads"] == 1
     assert [r["name"] for r in report["runners"]] == ["baseline", *STUDENT_RUNNERS]

@@ -230,8 +230,24 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``bench.json`` (``pocketbert/schemas/bench.schema.json``)."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("pocketbert.schemas").joinpath("bench.schema.json").read_text())
+
+
+def validate(report: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``report`` does not follow the schema (a pocketbert bug)."""
+    import jsonschema
+
+    jsonschema.validate(report, schema())
+
+
 def write_reports(report: dict[str, Any], report_dir: Path) -> dict[str, Path]:
     """Write JSON, Markdown and both plots into ``report_dir``; returns their paths by kind."""
+    validate(report)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {
