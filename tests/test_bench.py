@@ -130,17 +130,24 @@ def test_crashing_runner_is_reported_and_the_others_still_measured(pair, tmp_pat
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
     (broken / "onnx" / "int8" / "model.onnx").write_bytes(b"not an onnx model")
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["artifacts"][0]["sequence_buckets"] = [16]  # as if onnx-fp32 had static shapes up to 16 tokens
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     report_dir = tmp_path / "report"
-    argv = ["bench", str(broken), "--baseline", str(baseline), "--seq", "16", "--repeats", "2", "--warmup", "0"]
+    argv = ["bench", str(broken), "--baseline", str(baseline), "--seq", "16,32", "--repeats", "2", "--warmup", "0"]
     code = main([*argv, "--threads", "1", "--quiet", "--report", str(report_dir)])
     assert code == 1
     report = json.loads((report_dir / "bench.json").read_text())
     status = {r["name"]: r for r in report["runners"]}
     assert status["onnx-int8"]["status"] == "failed" and "cannot load" in status["onnx-int8"]["error"]
     assert all(status[n]["status"] == "ok" for n in ("baseline", "pytorch-fp32", "pytorch-int8", "onnx-fp32"))
-    cells = {c["runner"]: c for c in report["cells"]}
-    assert cells["onnx-int8"]["status"] == "failed" and cells["onnx-fp32"]["status"] == "ok"
-    assert "| onnx-int8 | 16 | **failed**" in (report_dir / "bench.md").read_text()
+    cells = {(c["runner"], c["seq"]): c for c in report["cells"]}
+    assert cells[("onnx-int8", 16)]["status"] == "failed" and cells[("onnx-fp32", 16)]["status"] == "ok"
+    assert cells[("onnx-fp32", 32)]["status"] == "not-applicable"
+    assert "largest static bucket (16)" in cells[("onnx-fp32", 32)]["reason"]
+    assert all(cells[(n, s)]["status"] == "ok" for n in ("baseline", "pytorch-int8") for s in (16, 32))
+    markdown = (report_dir / "bench.md").read_text()
+    assert "| onnx-int8 | 16 | **failed**" in markdown and "| onnx-fp32 | 32 | **not-applicable**" in markdown
 
 
 def test_a_worker_dying_mid_run_drops_only_that_runner():

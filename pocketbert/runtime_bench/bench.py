@@ -150,7 +150,12 @@ def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[R
     A random baseline gets the student's task and label count so both run the same kind of head.
     """
     model = manifest["model"]
-    source, task, labels, seed = model.get("source") or None, model["task"], model.get("num_labels"), model["seed"]
+    source, task, labels, seed = (
+        model.get("source") or None,
+        model["task"],
+        model.get("num_labels"),
+        model.get("seed", 0),
+    )
     random_baseline = baseline.startswith("random:")
     specs = [
         RunnerSpec(
@@ -274,7 +279,12 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
             for s in feeds:
                 if s not in runnable:
                     na[(spec.name, s)] = limit[1]
-            worker = _start(spec, threads, runnable, warmup, row, hooks) if runnable else None
+            if not runnable:
+                row["status"], row["reason"] = "not-applicable", f"every length is {limit[1] if limit else 'too long'}"
+                hooks.note(f"{spec.name}: {row['reason']}")
+                hooks.advance()
+                continue
+            worker = _start(spec, threads, runnable, warmup, row, hooks)
             hooks.advance()
             if spec.name == BASELINE and row["status"] != "ok":
                 raise PocketbertError(
