@@ -45,6 +45,12 @@ class _RichHooks:
 
     def advance(self) -> None:
         self.progress.advance(self.task)
+        if self.progress.disable and not self.quiet:  # a log, not a terminal: a line every 10%
+            task = self.progress.tasks[-1]
+            total = int(task.total or 0)
+            done = int(task.completed)
+            if total and done in {round(total * i / 10) for i in range(1, 11)}:
+                say(f"  {done}/{total} ({task.elapsed or 0:.0f} s)")
 
     def note(self, message: str) -> None:
         if not self.quiet:
