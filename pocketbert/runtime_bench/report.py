@@ -22,6 +22,7 @@ MARKDOWN_NAME = "bench.md"
 LATENCY_PNG = "bench_latency.png"
 TRADEOFF_PNG = "bench_tradeoff.png"
 TRADEOFF_SEQ = 128
+REPORT_MODE = 0o644
 
 
 def _mb(value: int | None) -> str:
@@ -107,6 +108,7 @@ def _save_figure(figure: Any, path: Path) -> None:
     os.close(fd)
     try:
         figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, REPORT_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -261,6 +263,8 @@ def write_reports(report: dict[str, Any], report_dir: Path) -> dict[str, Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{MARKDOWN_NAME}.", dir=report_dir)
     with os.fdopen(fd, "w") as handle:
         handle.write(render_markdown(report))
+    os.chmod(tmp, REPORT_MODE)
     os.replace(tmp, paths["markdown"])
     write_json_atomic(paths["json"], report)
+    os.chmod(paths["json"], REPORT_MODE)  # mkstemp files are owner-only; reports are for everyone
     return paths
