@@ -298,3 +298,28 @@ def test_a_baseline_that_cannot_load_stops_the_run_with_one_line(pair, tmp_path,
     assert code == 2 and len(err) == 1
     assert f"baseline {missing} failed: model directory {missing} does not exist" in err[0]
     assert not report_dir.exists()
+
+
+def test_parity_report_supplies_fidelity_for_the_tradeoff_plot(quick_run, tmp_path):
+    from pocketbert.runtime_bench.fidelity import parity_fidelity
+    from pocketbert.runtime_bench.report import plot_tradeoff
+
+    parity = {
+        "task": "feature-extraction",
+        "artifacts": [
+            {"name": "onnx-int8", "metrics": {"embedding.cosine_min": 0.9981, "rank_spearman": 0.99}},
+            {"name": "onnx-fp32", "metrics": {"rank_spearman": 1.0}},
+            {"name": "tflite-int8", "metrics": {}, "error": "crashed"},
+        ],
+    }
+    assert parity_fidelity(parity) == {
+        "onnx-int8": {"metric": "embedding.cosine_min", "value": 0.9981},
+        "onnx-fp32": {"metric": "rank_spearman", "value": 1.0},
+    }
+    assert parity_fidelity(None) == {}
+    _, report_dir = quick_run
+    report = json.loads((report_dir / "bench.json").read_text())
+    report["fidelity_vs_baseline"]["meaningful"] = False
+    report["fidelity_parity"] = parity_fidelity(parity)
+    plot_tradeoff(report, tmp_path / "tradeoff.png")
+    assert (tmp_path / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"

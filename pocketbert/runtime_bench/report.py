@@ -196,7 +196,7 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
         value, label = _fidelity_value(report, name)
         points.append((sizes[name] / 1e6, cell["median_ms"], value, name))
         if label:
-            labels.add(label.split(" ", 1)[1])
+            labels.add(label)
     baseline = [p for p in points if p[3] == "baseline"]
     known = [p for p in points if p[2] is not None and p[3] != "baseline"]
     unknown = [p for p in points if p[2] is None and p[3] != "baseline"]
