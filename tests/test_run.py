@@ -133,3 +133,21 @@ def test_refuses_foreign_or_unwritable_output(tiny_models, tmp_path, capsys):
     blocker.write_text("")
     assert main(["run", model, "-o", str(blocker / "out"), *FAST]) == 2
     assert "is not a writable directory" in capsys.readouterr().err
+
+
+def test_run_with_bench_folds_latency_into_report_and_manifest(tiny_models, tmp_path):
+    out = tmp_path / "out"
+    baseline = str(tiny_models("bert", "sequence-classification"))
+    args = ["run", str(tiny_models("distilbert", "sequence-classification")), "-o", str(out), "--format", "onnx"]
+    code = main([*args, "--baseline", baseline, "--seq", "16", "--repeats", "2", "--quiet"])
+    assert code == 0
+    report = out / "report"
+    for name in ("bench.json", "bench.md", "bench_latency.png", "bench_tradeoff.png"):
+        assert (report / name).is_file(), name
+    bench = json.loads((report / "bench.json").read_text())
+    medians = {c["runner"]: c["median_ms"] for c in bench["cells"] if c["status"] == "ok"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        assert artifact["latency"] == {"16": round(medians[artifact["name"]], 3)}
+    page = (report / "index.html").read_text()
+    assert "Latency vs BERT" in page and page.count("data:image/png;base64,") == 2
