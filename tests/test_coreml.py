@@ -214,3 +214,12 @@ def test_mil_runner_matches_core_ml_on_macos(exported):
                 for name in a:
                     cos = np.dot(a[name].ravel(), b[name].ravel()) / (np.linalg.norm(a[name]) * np.linalg.norm(b[name]))
                     assert cos > 0.999, (precision, name, cos)
+
+
+def test_cli_parity_covers_coreml_packages(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("POCKETBERT_COREML_RUNNER", "mil")
+    _, out = exported("distilbert", "question-answering")
+    report = tmp_path / "report"
+    assert main(["parity", str(out), "--report", str(report)]) == 0
+    data = json.loads((report / "parity.json").read_text())
+    assert {a["name"] for a in data["artifacts"]} == {"coreml-fp16", "coreml-int8"} and data["passed"] is True
