@@ -55,7 +55,8 @@ def test_export_fp16_int8_and_mil_parity(exported, arch, task, monkeypatch):
     for artifact in artifacts.values():
         assert artifact.path.endswith(".mlpackage") and (out / artifact.path / WEIGHTS).is_file()
         assert [i.dtype for i in artifact.inputs] == ["int32", "int32"]
-        assert artifact.metadata["shapes"]["sequence"] == [1, 64]
+        assert artifact.metadata["shapes"] == {"kind": "range", "batch": [1, 64], "sequence": [1, 64]}
+        assert artifact.sequence_buckets is None
         assert artifact.metadata["deployment_target"] == "iOS16"
         program = load_program(out / artifact.path)
         assert set(program.inputs.values()) == {"int32"}
@@ -154,6 +155,13 @@ def test_w8a8_and_iOS18_blockwise_int8_with_size_ratio(tiny_models, tmp_path, mo
     artifacts = {a["name"]: a for a in manifest["artifacts"]}
     assert artifacts["coreml-int8-w8a8"]["scheme"] == "w8a8-per-channel"
     assert artifacts["coreml-int8-w8a8"]["metadata"]["calibration_texts"] > 10
+    assert "the 2 attention-mask adds stay fp16" in artifacts["coreml-int8-w8a8"]["metadata"]["float_activations"]
+    for artifact in artifacts.values():  # iOS18: enumerated (1, bucket) shapes, the Neural Engine's form
+        assert artifact["sequence_buckets"] == [16, 32, 64]
+        assert artifact["metadata"]["shapes"] == {"kind": "enumerated", "batch": [1, 1], "sequence": [16, 32, 64]}
+    with MilRunner(out / artifacts["coreml-fp32"]["path"]) as plain:  # no buckets: feeds run as given
+        with pytest.raises(PocketbertError, match=r"shape \(1, 20\) does not fit"):
+            plain.infer({"input_ids": np.ones((1, 20), np.int64), "attention_mask": np.ones((1, 20), np.int64)})
     ratio = artifacts["coreml-fp32"]["size_bytes"] / artifacts["coreml-int8"]["size_bytes"]
     assert ratio >= 3.5, ratio
     int8_ops = load_program(out / artifacts["coreml-int8"]["path"]).op_types()

@@ -5,10 +5,16 @@ Why the wrapper and ``jit.trace``: coremltools 9 cannot convert transformers 5's
 itself (``-1e4``, fp16-safe). ``jit.trace`` of the wrapper converts with flexible shapes in one pass; coremltools'
 ``torch.export`` path needs a separate ``Dim`` setup and adds nothing here.
 
-Shapes: ``input_ids`` / ``attention_mask`` int32 ``(batch, sequence)`` with ``batch`` in ``1..BATCH_MAX`` and
-``sequence`` in ``1..max_length`` (``ct.RangeDim``): a short text runs at its own length. Core ML before iOS 18
-allows enumerated shapes on one input only, and both inputs must vary together, so a range is used on every
-target; the manifest records ``{"sequence": [1, max_length], "batch": [1, BATCH_MAX]}``.
+Shapes: ``input_ids`` / ``attention_mask`` int32 ``(batch, sequence)``, flexible so a short text is cheap:
+
+* iOS16/17: ranges (``ct.RangeDim``), ``batch`` in ``1..BATCH_MAX`` and ``sequence`` in ``1..max_length``; a text
+  runs at its own length. Core ML before iOS 18 allows enumerated shapes on one input only, and both inputs must
+  vary together, so a range is the only flexible choice there.
+* iOS18+: enumerated shapes ``(1, bucket)`` for every ``sequence_buckets`` length (``ct.EnumeratedShapes``), the
+  form the Neural Engine compiles ahead for; apps pad a text to the smallest bucket that holds it
+  (:func:`pocketbert.parity.buckets.choose_bucket`), and the artifact records ``sequence_buckets``.
+
+The artifact's ``metadata["shapes"]`` records either form.
 
 Precisions (``--coreml-target`` sets the minimum deployment target, iOS16 by default):
 
@@ -38,6 +44,7 @@ from pocketbert.tasks import INPUT_NAMES, output_specs
 MODEL_FILE = "model.mlpackage"
 BATCH_MAX = 64
 TARGETS = ("iOS16", "iOS17", "iOS18")
+ENUMERATED_MIN_TARGET = "iOS18"
 MIN_TARGET = {"fp16": "iOS16", "fp32": "iOS16", "w8": "iOS16", "w8a8": "iOS17"}
 AUTHOR = "pocketbert"
 INPUT_DESCRIPTIONS = {
@@ -79,6 +86,21 @@ def check_target(precision: str, scheme: str, target: str) -> None:
         )
 
 
+def enumerated_buckets(ctx: ExportContext) -> list[int] | None:
+    """Sequence buckets when the target allows enumerated shapes on both inputs (iOS18+), else ``None``."""
+    if target_index(ctx.settings.coreml_target) >= target_index(ENUMERATED_MIN_TARGET):
+        return list(ctx.settings.sequence_buckets)
+    return None
+
+
+def shapes_metadata(ctx: ExportContext) -> dict[str, Any]:
+    """How the inputs may be shaped, for the manifest: ranges or enumerated ``(1, bucket)`` shapes."""
+    buckets = enumerated_buckets(ctx)
+    if buckets:
+        return {"kind": "enumerated", "batch": [1, 1], "sequence": buckets}
+    return {"kind": "range", "batch": [1, BATCH_MAX], "sequence": [1, ctx.settings.max_length]}
+
+
 def convert_float(ctx: ExportContext, compute: str) -> Any:
     """Trace the wrapper and convert it to an in-memory ``mlprogram`` computing in ``compute`` (fp16 or fp32)."""
     import coremltools as ct
@@ -88,9 +110,12 @@ def convert_float(ctx: ExportContext, compute: str) -> Any:
     wrapper = ctx.wrapper().eval()
     seq = min(16, ctx.settings.max_length)
     sample = ctx.sample_inputs(batch=1, seq=seq, dtype=torch.int32)
-    shape = ct.Shape(
-        (ct.RangeDim(1, BATCH_MAX, default=1), ct.RangeDim(1, ctx.settings.max_length, default=ctx.settings.max_length))
-    )
+    buckets = enumerated_buckets(ctx)
+    if buckets:
+        shape: Any = ct.EnumeratedShapes(shapes=[(1, b) for b in buckets], default=(1, buckets[-1]))
+    else:
+        longest = ctx.settings.max_length
+        shape = ct.Shape((ct.RangeDim(1, BATCH_MAX, default=1), ct.RangeDim(1, longest, default=longest)))
     inputs = [ct.TensorType(name=name, shape=shape, dtype=np.int32) for name in INPUT_NAMES]
     outputs = [ct.TensorType(name=name, dtype=np.float32) for name in wrapper.output_names]
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -179,7 +204,8 @@ class CoreMLExporter(Exporter):
         check_target(precision, scheme, ctx.settings.coreml_target)
         metadata: dict[str, Any] = {
             "deployment_target": ctx.settings.coreml_target,
-            "shapes": {"batch": [1, BATCH_MAX], "sequence": [1, ctx.settings.max_length]},
+            "shapes": shapes_metadata(ctx),
+            "task": ctx.loaded.task.value,
             "converter": "torch.jit.trace + coremltools.convert (mlprogram)",
         }
         if scheme in ("fp16", "fp32"):
@@ -204,6 +230,7 @@ class CoreMLExporter(Exporter):
             scheme=metadata.get("scheme", scheme),
             inputs=ctx.input_infos("int32", ["batch", "sequence"]),
             outputs=ctx.output_infos({"B": "batch", "S": "sequence", **dims}),
+            sequence_buckets=enumerated_buckets(ctx),
             metadata=metadata,
         )
 

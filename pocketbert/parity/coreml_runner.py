@@ -19,19 +19,50 @@ import numpy as np
 
 from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.export.artifact import Artifact
+from pocketbert.parity.buckets import run_bucketed
 from pocketbert.parity.runner import Feed, Runner, as_float32
+from pocketbert.tasks import Task
 
 ENV_RUNNER = "POCKETBERT_COREML_RUNNER"
 
 
-class MilRunner(Runner):
+class _PackageRunner(Runner):
+    """Shared by both Core ML runners: packages with enumerated shapes (iOS18+) run each text in its bucket.
+
+    ``buckets`` are the artifact's ``sequence_buckets`` (``None`` for range shapes, where a feed runs as is);
+    ``task`` tells which outputs are per token, to cut the bucket padding back off.
+    """
+
+    def __init__(self, path: Path, name: str, buckets: list[int] | None = None, task: Task | None = None) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self.buckets = list(buckets) if buckets else None
+        self.task = task
+        if self.buckets and task is None:
+            raise PocketbertError(f"{name}: a package with sequence buckets needs its task to run; re-run the export")
+
+    def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        if not self.buckets:
+            return as_float32(self._predict(feed))
+
+        def run_one(bucket: int, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+            return self._predict({"input_ids": ids, "attention_mask": mask})
+
+        return as_float32(run_bucketed(feed, self.buckets, self.task, run_one))
+
+
+class MilRunner(_PackageRunner):
     """Executes the saved package's MIL program op by op in NumPy (see :mod:`pocketbert.parity.mil`)."""
 
     timing_meaningful = False
 
-    def __init__(self, path: Path, name: str = "coreml-mil") -> None:
-        super().__init__(name)
-        self.path = Path(path)
+    def __init__(
+        self, path: Path, name: str = "coreml-mil", buckets: list[int] | None = None, task: Task | None = None
+    ) -> None:
+        super().__init__(path, name, buckets, task)
         self.interpreter = None
 
     def load(self) -> None:
@@ -40,21 +71,22 @@ class MilRunner(Runner):
 
         self.interpreter = MilInterpreter(load_program(self.path))
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+    def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
         if self.interpreter is None:
             self.load()
-        return as_float32(self.interpreter.run(feed))
+        return self.interpreter.run(feed)
 
     def close(self) -> None:
         self.interpreter = None
 
 
-class CoreMLRunner(Runner):
+class CoreMLRunner(_PackageRunner):
     """Runs the package with Core ML (``MLModel.predict``, all compute units); macOS only."""
 
-    def __init__(self, path: Path, name: str = "coreml") -> None:
-        super().__init__(name)
-        self.path = Path(path)
+    def __init__(
+        self, path: Path, name: str = "coreml", buckets: list[int] | None = None, task: Task | None = None
+    ) -> None:
+        super().__init__(path, name, buckets, task)
         self.model = None
 
     def load(self) -> None:
@@ -67,11 +99,11 @@ class CoreMLRunner(Runner):
         except Exception as exc:
             raise PocketbertError(f"Core ML cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+    def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
         if self.model is None:
             self.load()
         inputs = {name: np.ascontiguousarray(value, dtype=np.int32) for name, value in feed.items()}
-        return as_float32(self.model.predict(inputs))
+        return self.model.predict(inputs)
 
     def close(self) -> None:
         self.model = None
@@ -92,11 +124,13 @@ def coreml_available() -> bool:
 def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -> Runner:
     """The runner for a Core ML artifact: Core ML on macOS, the MIL reference interpreter elsewhere."""
     path = Path(out_dir) / artifact.path
+    task = Task(artifact.metadata["task"]) if "task" in artifact.metadata else None
+    shapes = {"buckets": artifact.sequence_buckets, "task": task}
     choice = os.environ.get(ENV_RUNNER, "").strip().lower()
     if choice not in ("", "mil", "coreml"):
         raise PocketbertError(f"{ENV_RUNNER}={choice!r} is not valid; use mil or coreml (or leave it unset)")
     if choice == "coreml" or (not choice and coreml_available()):
         if not coreml_available():
             raise PocketbertError(f"{ENV_RUNNER}=coreml needs macOS with Core ML; unset it to use the MIL runner")
-        return CoreMLRunner(path, name=artifact.name)
-    return MilRunner(path, name=artifact.name)
+        return CoreMLRunner(path, name=artifact.name, **shapes)
+    return MilRunner(path, name=artifact.name, **shapes)

@@ -3,8 +3,9 @@
 * W8 (iOS16+): every weight with at least :data:`WEIGHT_THRESHOLD` elements is stored int8, linear symmetric, one
   scale per output channel; Core ML decompresses it (``constexpr_affine_dequantize`` on iOS16/17,
   ``constexpr_blockwise_shift_scale`` on iOS18) and computes in fp16. Biases and LayerNorm parameters stay fp16.
-* W8A8 (iOS17+): additionally inserts ``quantize``/``dequantize`` pairs on activations with ranges calibrated on
-  texts, then quantizes the weights as for W8. coremltools' ``linear_quantize_activations`` calibrates by
+* W8A8 (iOS17+): additionally inserts ``quantize``/``dequantize`` pairs on the activations entering ``linear``
+  and ``add`` ops, with ranges calibrated on texts, then quantizes the weights as for W8. The adds of the
+  attention mask stay fp16 (see :func:`mask_adds`). coremltools' ``linear_quantize_activations`` calibrates by
   running the model with ``MLModel.predict``, which only exists on macOS; pocketbert computes the same per-tensor
   min/max statistics with its MIL reference interpreter (:mod:`pocketbert.parity.mil`) and hands them to
   coremltools' own insertion passes, so W8A8 can be built on Linux.
@@ -38,7 +39,10 @@ def quantize_weights(mlmodel: Any, target: str) -> tuple[Any, dict[str, Any]]:
     """int8 per-channel weights of an fp16 ``mlprogram``; returns the new model and the manifest metadata."""
     import coremltools.optimize.coreml as cto
 
-    quantized = cto.linear_quantize_weights(mlmodel, _weight_config())
+    # An all-zero channel (the [PAD] row of the word embeddings) gets scale 0 and coremltools divides 0 / 0; the
+    # stored scale 0 still decompresses that row to exactly 0, so the NumPy warning is noise for users.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quantized = cto.linear_quantize_weights(mlmodel, _weight_config())
     op = "constexpr_blockwise_shift_scale" if target == "iOS18" else "constexpr_affine_dequantize"
     return quantized, {
         "scheme": "w8-per-channel",
@@ -47,11 +51,47 @@ def quantize_weights(mlmodel: Any, target: str) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
-    """Per-tensor ``{"rmin", "rmax"}`` of every input and intermediate value of ``mlmodel`` over ``feeds``.
+def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int]) -> dict[str, np.ndarray]:
+    """A ``(1, n)`` feed zero-padded to the smallest bucket length that holds ``n`` tokens."""
+    from pocketbert.parity.buckets import choose_bucket
+
+    n = feed["input_ids"].shape[1]
+    width = choose_bucket(n, buckets)
+    return {name: np.pad(value, ((0, 0), (0, width - n))) for name, value in feed.items()}
+
+
+def mask_adds(program: Any) -> list[str]:
+    """Names of the ``add`` ops that add the attention mask (a value computed from ``attention_mask`` alone).
+
+    Their activations must stay fp16: the mask holds ``-1e4`` for padded keys, and an int8 range that covers
+    ``-1e4`` leaves no resolution for the attention scores (a range that does not clips the mask, so padded keys
+    leak into the softmax). Calibrating through these adds cost all accuracy in tests (cosine 0.79).
+    """
+    from pocketbert.parity.mil.package import Ref
+
+    pure = {"attention_mask"}
+    adds = []
+    for mil_op in program.ops:
+        refs = [
+            v.name
+            for value in mil_op.inputs.values()
+            for v in (value if isinstance(value, list) else [value])
+            if isinstance(v, Ref)
+        ]
+        if refs and all(name in pure for name in refs):
+            pure.update(name for name, _ in mil_op.outputs)
+        elif mil_op.type == "add" and any(name in pure for name in refs):
+            adds.append(mil_op.name)
+    return adds
+
+
+def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[dict[str, dict[str, float]], Any]:
+    """Per-tensor ``{"rmin", "rmax"}`` of every input and intermediate value of ``mlmodel`` over ``feeds``, and the
+    loaded :class:`~pocketbert.parity.mil.package.MilProgram`.
 
     The model is saved to a temporary package and run in the MIL reference interpreter, one feed at a time
-    (``input_ids`` / ``attention_mask`` of shape ``(1, n)``); program outputs are left out, as coremltools does.
+    (``input_ids`` / ``attention_mask`` of shape ``(1, n)``, padded to a bucket when the package has enumerated
+    shapes); program outputs are left out, as coremltools does.
     """
     from pocketbert.parity.mil.interpreter import MilInterpreter
     from pocketbert.parity.mil.package import load_program
@@ -61,8 +101,12 @@ def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> dict[s
         mlmodel.save(str(path))
         interpreter = MilInterpreter(load_program(path))
     outputs = set(interpreter.program.outputs)
+    enumerated = interpreter.program.shapes["input_ids"].enumerated
+    buckets = sorted(shape[1] for shape in enumerated)
     stats: dict[str, dict[str, float]] = {}
     for feed in feeds:
+        if buckets:  # enumerated shapes: pad as the app does, so padded positions count as on device
+            feed = pad_to_bucket(feed, buckets)
         record: dict[str, np.ndarray] = {}
         interpreter.run(feed, record=record)
         for name, value in record.items():
@@ -72,7 +116,7 @@ def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> dict[s
             if name in stats:
                 lo, hi = min(lo, stats[name]["rmin"]), max(hi, stats[name]["rmax"])
             stats[name] = {"rmin": lo, "rmax": hi}
-    return stats
+    return stats, interpreter.program
 
 
 def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]]) -> tuple[Any, dict[str, Any]]:
@@ -87,8 +131,12 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
 
     if not feeds:
         raise PocketbertError("int8-w8a8 needs calibration texts, and none were given")
-    stats = activation_stats(mlmodel, feeds)
-    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
+    stats, program = activation_stats(mlmodel, feeds)
+    float_adds = mask_adds(program)
+    config = cto.OptimizationConfig(
+        global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"),
+        op_name_configs={name: None for name in float_adds},
+    )
     passes = []
     for name in ACTIVATION_PASSES:
         graph_pass = PASS_REGISTRY[name]
@@ -102,5 +150,6 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
         scheme="w8a8-per-channel",
         activations=f"int8 linear symmetric per tensor, min/max calibrated on {len(feeds)} texts",
         calibration_texts=len(feeds),
+        float_activations=f"the {len(float_adds)} attention-mask adds stay fp16",
     )
     return quantized, info

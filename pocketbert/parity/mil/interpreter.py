@@ -81,7 +81,13 @@ class MilInterpreter:
         for name, dtype in self.program.inputs.items():
             if name not in feed:
                 raise PocketbertError(f"feed has no input {name!r}; the program needs {', '.join(self.program.inputs)}")
-            env[name] = np.asarray(feed[name]).astype(NP_DTYPES[dtype])
+            value = np.asarray(feed[name])
+            allowed = self.program.shapes.get(name)
+            if allowed is not None and not allowed.accepts(value.shape):
+                raise PocketbertError(
+                    f"input {name} of shape {value.shape} does not fit the package's shapes ({allowed.describe()})"
+                )
+            env[name] = value.astype(NP_DTYPES[dtype])
         for mil_op in self.ops:
             for (name, _), value in zip(mil_op.outputs, self._execute(mil_op, env)):
                 env[name] = value

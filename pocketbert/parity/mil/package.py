@@ -42,6 +42,37 @@ class MilOp:
     outputs: list[tuple[str, str]]  # (name, MIL dtype name such as "fp16")
 
 
+@dataclass(frozen=True)
+class InputShapes:
+    """The shapes an input accepts, from the model description: a list of enumerated shapes, or per-axis
+    ``(low, high)`` ranges (``high == -1``: unbounded)."""
+
+    enumerated: tuple[tuple[int, ...], ...] = ()
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        if self.enumerated:
+            return tuple(shape) in self.enumerated
+        if len(shape) != len(self.ranges):
+            return False
+        return all(lo <= n and (hi < 0 or n <= hi) for n, (lo, hi) in zip(shape, self.ranges))
+
+    def describe(self) -> str:
+        if self.enumerated:
+            return " or ".join(str(s) for s in self.enumerated)
+        return " x ".join(f"{lo}..{hi if hi >= 0 else 'inf'}" for lo, hi in self.ranges)
+
+
+def input_shapes(feature: Any) -> InputShapes:
+    """What a multi-array input of the spec description accepts."""
+    array = feature.type.multiArrayType
+    if array.HasField("enumeratedShapes"):
+        return InputShapes(enumerated=tuple(tuple(int(d) for d in s.shape) for s in array.enumeratedShapes.shapes))
+    if array.HasField("shapeRange"):
+        return InputShapes(ranges=tuple((int(r.lowerBound), int(r.upperBound)) for r in array.shapeRange.sizeRanges))
+    return InputShapes(enumerated=(tuple(int(d) for d in array.shape),))
+
+
 @dataclass
 class MilProgram:
     """The ``main`` function of a package: typed inputs, ops in execution order, output names."""
@@ -51,6 +82,7 @@ class MilProgram:
     inputs: dict[str, str]  # name -> MIL dtype name
     ops: list[MilOp] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    shapes: dict[str, InputShapes] = field(default_factory=dict)
 
     def op_types(self) -> set[str]:
         """Every op type the program uses."""
@@ -160,6 +192,7 @@ def load_program(package: Path) -> MilProgram:
         opset=str(function.opset_version),
         inputs={name: _dtype_name(var) for name, var in function.inputs.items()},
         outputs=[v.name for v in function.outputs],
+        shapes={f.name: input_shapes(f) for f in spec.description.input if f.type.HasField("multiArrayType")},
     )
     for mil_op in function.operations:
         if mil_op.op_type == "const":
