@@ -50,6 +50,17 @@ class MilInterpreter:
                     self.constants[name] = value
             else:
                 self.ops.append(mil_op)
+        # fp16 weights are widened to float32 once here (exactly), not on every run
+        self._wide = {name: _widen(value) for name, value in self.constants.items()}
+        self._inputs = [{key: self._prepare(value) for key, value in op.inputs.items()} for op in self.ops]
+
+    def _prepare(self, value: Any) -> Any:
+        """Constant inputs widened ahead of time; references left to resolve at run time."""
+        if isinstance(value, list):
+            return [self._prepare(v) for v in value]
+        if isinstance(value, Ref) and value.name in self._wide:
+            return self._wide[value.name]
+        return value if isinstance(value, Ref) else _widen(value)
 
     def _resolve(self, value: Any, env: dict[str, np.ndarray]) -> Any:
         if isinstance(value, Ref):
@@ -62,8 +73,10 @@ class MilInterpreter:
             return [self._resolve(v, env) for v in value]
         return _widen(value)
 
-    def _execute(self, mil_op: MilOp, env: dict[str, np.ndarray]) -> list[np.ndarray]:
-        args = {key: self._resolve(value, env) for key, value in mil_op.inputs.items()}
+    def _execute(
+        self, mil_op: MilOp, env: dict[str, np.ndarray], inputs: dict[str, Any] | None = None
+    ) -> list[np.ndarray]:
+        args = {key: self._resolve(value, env) for key, value in (inputs or mil_op.inputs).items()}
         try:
             result = OPS[mil_op.type](**args)
         except PocketbertError:
@@ -88,8 +101,8 @@ class MilInterpreter:
                     f"input {name} of shape {value.shape} does not fit the package's shapes ({allowed.describe()})"
                 )
             env[name] = value.astype(NP_DTYPES[dtype])
-        for mil_op in self.ops:
-            for (name, _), value in zip(mil_op.outputs, self._execute(mil_op, env)):
+        for mil_op, inputs in zip(self.ops, self._inputs):
+            for (name, _), value in zip(mil_op.outputs, self._execute(mil_op, env, inputs)):
                 env[name] = value
         if record is not None:
             record.update(env)

@@ -237,7 +237,8 @@ def layer_norm(x: np.ndarray, axes: Any = None, gamma: Any = None, beta: Any = N
 @op("linear")
 def linear(x: np.ndarray, weight: np.ndarray, bias: Any = None) -> np.ndarray:
     """``x @ weight.T + bias``; ``weight`` is ``(out, in)``, ``x`` is ``(..., in)``."""
-    out = np.matmul(x, weight.T)
+    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # one 2-D GEMM: BLAS, whatever x's rank
+    out = (flat @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
     return out if bias is None else out + bias
 
 
@@ -248,7 +249,8 @@ def matmul(x: np.ndarray, y: np.ndarray, transpose_x: Any = False, transpose_y: 
         x = np.swapaxes(x, -1, -2)
     if bool(transpose_y) and y.ndim >= 2:
         y = np.swapaxes(y, -1, -2)
-    return np.matmul(x, y)
+    # contiguous operands: NumPy's batched matmul on strided (transposed) views skips BLAS and is ~100x slower
+    return np.matmul(np.ascontiguousarray(x), np.ascontiguousarray(y))
 
 
 # ---- shapes and data movement ----
