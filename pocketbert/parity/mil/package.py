@@ -115,27 +115,29 @@ def check_weights(package: Path, spec: Any) -> int:
     """
     refs: list[tuple[str, int]] = []
     _blob_refs(spec.mlProgram, refs)
-    files: dict[str, bytes] = {}
+    sizes: dict[Path, int] = {}
     for file_name, offset in refs:
         rel = file_name[len(MODEL_PATH_PREFIX) :] if file_name.startswith(MODEL_PATH_PREFIX) else file_name
         path = package / SPEC_FILE.parent / rel
-        if rel not in files:
+        if path not in sizes:
             if not path.is_file():
                 raise PocketbertError(
                     f"{package} is missing its weights ({path.relative_to(package)}); re-run the Core ML export"
                 )
-            files[rel] = path.read_bytes()
-        data = files[rel]
-        if offset + BLOB_HEADER.size > len(data):
+            sizes[path] = path.stat().st_size
+        length = sizes[path]
+        if offset + BLOB_HEADER.size > length:
             raise PocketbertError(
-                f"weight file {path} is truncated ({len(data)} bytes, a weight starts at {offset}); re-export"
+                f"weight file {path} is truncated ({length} bytes, a weight starts at {offset}); re-export"
             )
-        sentinel, _, size, start = BLOB_HEADER.unpack_from(data, offset)
+        with path.open("rb") as handle:  # headers only: the weights themselves are read once, by the loader
+            handle.seek(offset)
+            sentinel, _, size, start = BLOB_HEADER.unpack(handle.read(BLOB_HEADER.size))
         if sentinel != BLOB_SENTINEL:
             raise PocketbertError(f"weight file {path} is corrupted (no weight header at byte {offset}); re-export")
-        if start + size > len(data):
+        if start + size > length:
             raise PocketbertError(
-                f"weight file {path} is truncated ({len(data)} bytes, a weight ends at {start + size}); re-export"
+                f"weight file {path} is truncated ({length} bytes, a weight ends at {start + size}); re-export"
             )
     return len(refs)
 
