@@ -155,7 +155,8 @@ def test_w8a8_and_iOS18_blockwise_int8_with_size_ratio(tiny_models, tmp_path, mo
     artifacts = {a["name"]: a for a in manifest["artifacts"]}
     assert artifacts["coreml-int8-w8a8"]["scheme"] == "w8a8-per-channel"
     assert artifacts["coreml-int8-w8a8"]["metadata"]["calibration_texts"] > 10
-    assert "the 2 attention-mask adds stay fp16" in artifacts["coreml-int8-w8a8"]["metadata"]["float_activations"]
+    meta = artifacts["coreml-int8-w8a8"]["metadata"]
+    assert "the 2 feed-forward down-projection inputs stay fp16" in meta["float_activations"]
     for artifact in artifacts.values():  # iOS18: enumerated (1, bucket) shapes, the Neural Engine's form
         assert artifact["sequence_buckets"] == [16, 32, 64]
         assert artifact["metadata"]["shapes"] == {"kind": "enumerated", "batch": [1, 1], "sequence": [16, 32, 64]}
@@ -166,8 +167,15 @@ def test_w8a8_and_iOS18_blockwise_int8_with_size_ratio(tiny_models, tmp_path, mo
     assert ratio >= 3.5, ratio
     int8_ops = load_program(out / artifacts["coreml-int8"]["path"]).op_types()
     assert "constexpr_blockwise_shift_scale" in int8_ops and "constexpr_affine_dequantize" not in int8_ops
-    w8a8_ops = load_program(out / artifacts["coreml-int8-w8a8"]["path"]).op_types()
-    assert {"quantize", "dequantize", "constexpr_blockwise_shift_scale"} <= w8a8_ops
+    w8a8 = load_program(out / artifacts["coreml-int8-w8a8"]["path"])
+    assert {"quantize", "dequantize", "constexpr_blockwise_shift_scale"} <= w8a8.op_types()
+    made_by = {name: op.type for op in w8a8.ops for name, _ in op.outputs}
+    linear_inputs = [made_by.get(op.inputs["x"].name) for op in w8a8.ops if op.type == "linear"]
+    assert linear_inputs.count("gelu") == 2, "feed-forward down-projections read the fp16 GELU output"
+    assert set(linear_inputs) == {"gelu", "dequantize"}, "every other linear reads int8 activations"
+    adds = [op for op in w8a8.ops if op.type == "add"]
+    add_inputs = [made_by.get(getattr(op.inputs[k], "name", None)) for op in adds for k in ("x", "y")]
+    assert "dequantize" not in add_inputs, "adds (residuals, attention mask) stay fp16"
     report = check_parity(out, loaded=loaded)
     assert report.passed, _failures(report)
 

@@ -3,12 +3,16 @@
 * W8 (iOS16+): every weight with at least :data:`WEIGHT_THRESHOLD` elements is stored int8, linear symmetric, one
   scale per output channel; Core ML decompresses it (``constexpr_affine_dequantize`` on iOS16/17,
   ``constexpr_blockwise_shift_scale`` on iOS18) and computes in fp16. Biases and LayerNorm parameters stay fp16.
-* W8A8 (iOS17+): additionally inserts ``quantize``/``dequantize`` pairs on the activations entering ``linear``
-  and ``add`` ops, with ranges calibrated on texts, then quantizes the weights as for W8. The adds of the
-  attention mask stay fp16 (see :func:`mask_adds`). coremltools' ``linear_quantize_activations`` calibrates by
-  running the model with ``MLModel.predict``, which only exists on macOS; pocketbert computes the same per-tensor
-  min/max statistics with its MIL reference interpreter (:mod:`pocketbert.parity.mil`) and hands them to
-  coremltools' own insertion passes, so W8A8 can be built on Linux.
+* W8A8 (iOS17+): the activations entering ``linear`` layers are int8 too (a ``quantize``/``dequantize`` pair with
+  a per-tensor range calibrated on texts), so each linear can run int8 x int8; then the weights are quantized as
+  for W8. What stays fp16, and why (measured on all-MiniLM-L6-v2, min embedding cosine vs fp16 on padded
+  batches): ``add`` ops — the residual stream carries BERT's outlier dimensions and the attention-mask add holds
+  ``-1e4``, so int8 ranges over them leave no resolution (0.45 with adds, 0.73 with linear outputs quantized too);
+  and the input of each feed-forward down-projection (the GELU output, also outlier-heavy: 0.96 with it int8,
+  0.98 without). coremltools' ``linear_quantize_activations`` calibrates by running the model with
+  ``MLModel.predict``, which only exists on macOS; pocketbert computes the same per-tensor min/max statistics
+  with its MIL reference interpreter (:mod:`pocketbert.parity.mil`) and hands them to coremltools' own insertion
+  pass, so W8A8 can be built on Linux.
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ from typing import Any
 import numpy as np
 
 WEIGHT_THRESHOLD = 512  # elements; smaller tensors (biases, LayerNorm gamma/beta) stay fp16
-ACTIVATION_PASSES = (
-    "compression::insert_prefix_quantize_dequantize_pair",
-    "compression::insert_suffix_quantize_dequantize_pair",
-)
+ACTIVATION_PASS = "compression::insert_prefix_quantize_dequantize_pair"  # quantizes the inputs of linear/add
 
 
 def _weight_config() -> Any:
@@ -60,29 +61,18 @@ def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int]) -> dict[str, 
     return {name: np.pad(value, ((0, 0), (0, width - n))) for name, value in feed.items()}
 
 
-def mask_adds(program: Any) -> list[str]:
-    """Names of the ``add`` ops that add the attention mask (a value computed from ``attention_mask`` alone).
-
-    Their activations must stay fp16: the mask holds ``-1e4`` for padded keys, and an int8 range that covers
-    ``-1e4`` leaves no resolution for the attention scores (a range that does not clips the mask, so padded keys
-    leak into the softmax). Calibrating through these adds cost all accuracy in tests (cosine 0.79).
-    """
+def gelu_fed_linears(program: Any) -> list[str]:
+    """Names of the ``linear`` ops whose input is a GELU output (the feed-forward down-projections)."""
     from pocketbert.parity.mil.package import Ref
 
-    pure = {"attention_mask"}
-    adds = []
-    for mil_op in program.ops:
-        refs = [
-            v.name
-            for value in mil_op.inputs.values()
-            for v in (value if isinstance(value, list) else [value])
-            if isinstance(v, Ref)
-        ]
-        if refs and all(name in pure for name in refs):
-            pure.update(name for name, _ in mil_op.outputs)
-        elif mil_op.type == "add" and any(name in pure for name in refs):
-            adds.append(mil_op.name)
-    return adds
+    gelu_outputs = {name for mil_op in program.ops if mil_op.type == "gelu" for name, _ in mil_op.outputs}
+    return [
+        mil_op.name
+        for mil_op in program.ops
+        if mil_op.type == "linear"
+        and isinstance(mil_op.inputs.get("x"), Ref)
+        and mil_op.inputs["x"].name in gelu_outputs
+    ]
 
 
 def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[dict[str, dict[str, float]], Any]:
@@ -132,24 +122,22 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
     if not feeds:
         raise PocketbertError("int8-w8a8 needs calibration texts, and none were given")
     stats, program = activation_stats(mlmodel, feeds)
-    float_adds = mask_adds(program)
+    float_linears = gelu_fed_linears(program)
     config = cto.OptimizationConfig(
         global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"),
-        op_name_configs={name: None for name in float_adds},
+        op_type_configs={"add": None},
+        op_name_configs={name: None for name in float_linears},
     )
-    passes = []
-    for name in ACTIVATION_PASSES:
-        graph_pass = PASS_REGISTRY[name]
-        graph_pass.set_options([PassOption("config", config), PassOption("activation_stats", stats)])
-        passes.append(graph_pass)
-    passes.append(PASS_REGISTRY["common::dequantize_quantize_pair_elimination"])
+    graph_pass = PASS_REGISTRY[ACTIVATION_PASS]
+    graph_pass.set_options([PassOption("config", config), PassOption("activation_stats", stats)])
+    passes = [graph_pass, PASS_REGISTRY["common::dequantize_quantize_pair_elimination"]]
     spec_version = max(int(ct.target.iOS17), int(getattr(ct.target, target)))
     activated = _apply_graph_pass(mlmodel, passes, spec_version=spec_version, skip_model_load=True)
     quantized, info = quantize_weights(activated, target)
     info.update(
         scheme="w8a8-per-channel",
-        activations=f"int8 linear symmetric per tensor, min/max calibrated on {len(feeds)} texts",
+        activations=f"linear-layer inputs int8 symmetric per tensor, min/max calibrated on {len(feeds)} texts",
         calibration_texts=len(feeds),
-        float_activations=f"the {len(float_adds)} attention-mask adds stay fp16",
+        float_activations=f"adds and the {len(float_linears)} feed-forward down-projection inputs stay fp16",
     )
     return quantized, info
