@@ -2,8 +2,10 @@
 
 Why the wrapper and ``jit.trace``: coremltools 9 cannot convert transformers 5's mask code (``new_ones`` inside
 ``create_bidirectional_mask``), with ``jit.trace`` or ``torch.export``; the wrapper computes the additive mask
-itself (``-1e4``, fp16-safe). ``jit.trace`` of the wrapper converts with flexible shapes in one pass; coremltools'
-``torch.export`` path needs a separate ``Dim`` setup and adds nothing here.
+itself (``-1e4``, fp16-safe). ``jit.trace`` of the wrapper converts with flexible shapes in one pass. The
+``torch.export`` route did not (torch 2.13, coremltools 9): a program exported without ``Dim``s has static shapes
+that coremltools refuses to pair with flexible inputs, and exporting with batch/sequence ``Dim``s stopped with a
+``ConstraintViolationError``.
 
 Shapes: ``input_ids`` / ``attention_mask`` int32 ``(batch, sequence)``, flexible so a short text is cheap:
 
