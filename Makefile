@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(BIN)/pocketbert run -o $(OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pocketbert tests
-	$(BIN)/ruff format --check pocketbert tests
+	$(BIN)/ruff check pocketbert tests benchmarks
+	$(BIN)/ruff format --check pocketbert tests benchmarks
 
 test: lint kotlin-test
 	$(BIN)/python -m pytest -q
