@@ -1,0 +1,122 @@
+"""TFLite int8 with ai-edge-quantizer, applied to the fp32 ``.tflite`` that litert-torch wrote.
+
+Why ai-edge-quantizer rather than litert-torch's PT2E ``quant_config``: it works on the converted flatbuffer, so one
+fp32 conversion serves every precision (conversion dominates export time), it calibrates every signature of a
+multi-signature model, and its recipes are per-op, which is what keeping lossy ops in float needs.
+
+* ``dynamic``: the ``dynamic_wi8_afp32`` recipe — int8 weights per output channel for every supported op
+  (fully connected layers, batch matmuls with constant operands, embedding lookups); activations stay float and
+  XNNPACK quantizes them on the fly.
+* ``static``: int8 weights per channel and int8 activations calibrated (min/max) on texts for the ops listed in
+  :data:`STATIC_OPS`; everything else (softmax, layer norm's mean/rsqrt, GELU, the embedding gather) runs in float
+  with quantize/dequantize around the integer islands. :func:`float_ops` reports which op types stayed float.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError
+
+DYNAMIC_RECIPE = "dynamic_wi8_afp32"
+SCHEME_NAMES = {"dynamic": "dynamic-per-channel", "static": "static-per-channel"}
+# Ops given int8 activations in the static scheme: the matmuls that carry nearly all the FLOPs.
+STATIC_OPS: tuple[str, ...] = ("FULLY_CONNECTED",)
+_PLUMBING = {"QUANTIZE", "DEQUANTIZE"}
+
+Calibration = dict[str, list[dict[str, np.ndarray]]]
+
+
+def _run_quantizer(model: bytes, configure: Any, calibration: Calibration | None = None) -> bytes:
+    """Run ai-edge-quantizer on ``model`` (flatbuffer bytes) with a recipe set up by ``configure(quantizer)``."""
+    from ai_edge_quantizer import quantizer
+
+    from pocketbert.quiet import quiet_third_party
+
+    quiet_third_party()
+    try:
+        qt = quantizer.Quantizer(bytearray(model))
+        configure(qt)
+        result = None
+        if calibration is not None:
+            result = qt.calibrate(calibration, num_threads=1)
+        quantized = qt.quantize(result, enable_progress_report=False).quantized_model
+    except Exception as exc:  # the quantizer raises ValueError/RuntimeError with a long first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PocketbertError(f"ai-edge-quantizer could not quantize the TFLite model: {first}") from exc
+    return bytes(quantized)
+
+
+def _op_lists(model: bytes) -> dict[str, list[str]]:
+    integer, floating = op_precisions(model)
+    return {"int8_ops": integer, "float_ops": floating}
+
+
+def quantize_dynamic_int8(model: bytes) -> tuple[bytes, dict[str, Any]]:
+    """int8 weights per channel, float activations (``dynamic_wi8_afp32``); returns the model and its metadata."""
+    from ai_edge_quantizer import recipe
+
+    quantized = _run_quantizer(model, lambda qt: qt.load_quantization_recipe(recipe.dynamic_wi8_afp32()))
+    return quantized, {
+        "recipe": f"ai-edge-quantizer {DYNAMIC_RECIPE}",
+        **_op_lists(quantized),
+    }
+
+
+def quantize_static_int8(model: bytes, calibration: Calibration) -> tuple[bytes, dict[str, Any]]:
+    """Full-integer matmuls: int8 weights per channel and int8 activations calibrated on ``calibration``.
+
+    ``calibration`` maps each signature name to its samples (``input_ids`` / ``attention_mask`` int32 arrays of
+    the signature's shape). Returns the model and its metadata (scheme, recipe, ops left float, text count).
+    """
+    from ai_edge_quantizer import qtyping
+
+    if not calibration or not any(calibration.values()):
+        raise PocketbertError("static int8 needs calibration texts, and none were given")
+
+    def configure(qt: Any) -> None:
+        for op in STATIC_OPS:
+            qt.add_static_config(
+                regex=".*",
+                operation_name=qtyping.TFLOperationName(op),
+                activation_num_bits=8,
+                weight_num_bits=8,
+                weight_granularity=qtyping.QuantGranularity.CHANNELWISE,
+            )
+
+    quantized = _run_quantizer(model, configure, calibration)
+    return quantized, {
+        "recipe": "ai-edge-quantizer static int8 weights and activations (min/max) for " + ", ".join(STATIC_OPS),
+        **_op_lists(quantized),
+    }
+
+
+_FLOAT32 = 0  # schema TensorType.FLOAT32
+_INT8 = 9  # schema TensorType.INT8
+
+
+def op_precisions(model: bytes) -> tuple[list[str], list[str]]:
+    """``(int8 op types, float op types)`` over every subgraph, quantize/dequantize plumbing left out.
+
+    An op computes in int8 when it has an int8 operand (a weight in the dynamic scheme, weights and activations in
+    the static one); it is float when it has none and a float32 output. A type can be in both lists, e.g. a
+    ``BATCH_MATMUL`` of two activations stays float while one against a constant weight is int8.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    integer: set[str] = set()
+    floating: set[str] = set()
+    for subgraph in obj.subgraphs:
+        for op in subgraph.operators:
+            name = flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) or "UNKNOWN"
+            if name in _PLUMBING:
+                continue
+            types = {subgraph.tensors[i].type for i in list(op.inputs) + list(op.outputs) if i >= 0}
+            if _INT8 in types:
+                integer.add(name)
+            elif _FLOAT32 in types:
+                floating.add(name)
+    return sorted(integer), sorted(floating)
