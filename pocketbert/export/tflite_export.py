@@ -89,8 +89,14 @@ def convert_fp32(ctx: ExportContext) -> bytes:
         try:
             edge = converter.convert(strict_export=False)
         except Exception as exc:  # torch.export and the MLIR converter raise many types
-            stage = "torch.export could not trace the model" if _is_export_error(exc) else "LiteRT conversion failed"
-            raise PocketbertError(f"{stage} for TFLite: {_first_line(exc)}") from exc
+            if _is_export_error(exc):
+                stage, hint = (
+                    "torch.export could not trace the model",
+                    "make forward free of data-dependent control flow",
+                )
+            else:
+                stage, hint = "LiteRT conversion failed", "the model uses an op litert-torch cannot lower; replace it"
+            raise PocketbertError(f"{stage} for TFLite: {_first_line(exc)}; {hint}") from exc
         return bytes(edge.model_content())
 
 
@@ -172,6 +178,8 @@ class TfliteExporter(Exporter):
         if kind not in ("none", *tflite_int8.SCHEME_NAMES):
             raise PocketbertError(f"unknown int8 scheme {kind!r}; valid: dynamic, static")
         scheme = tflite_int8.SCHEME_NAMES.get(kind, "none")
+        # calibration texts are read before the (slow) conversion, so a bad file fails fast
+        samples, count = calibration_by_signature(ctx) if kind == "static" else ({}, 0)
         buckets = list(ctx.settings.sequence_buckets)
         outputs = ctx.output_infos({"B": 1, "S": "bucket", **ctx.dims()})
         signatures = {str(b): signature_name(b) for b in buckets}
@@ -197,7 +205,6 @@ class TfliteExporter(Exporter):
         elif kind == "dynamic":
             model, metadata = tflite_int8.quantize_dynamic_int8(fp32)
         else:
-            samples, count = calibration_by_signature(ctx)
             model, metadata = tflite_int8.quantize_static_int8(fp32, samples)
             metadata["calibration_texts"] = count
         metadata["signatures"] = signatures
