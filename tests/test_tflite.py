@@ -47,6 +47,21 @@ def _interpreter(path):
     return Interpreter(model_path=str(path))
 
 
+def _weight_types(path, op_name: str) -> set[str]:
+    """Element types of the constant operand (the weight) of every ``op_name`` op, over all signatures."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
+    types = set()
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            if flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) == op_name:
+                weight = graph.tensors[op.inputs[1]]  # FC: (input, weight, bias); EMBEDDING_LOOKUP: (ids, table)
+                types.add(flatbuffer_utils.type_to_name(weight.type))
+    assert types, f"no {op_name} op"
+    return types
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("task", TASKS)
 def test_export_fp32_int8_dynamic_and_parity(tiny_models, tmp_path, arch, task):
@@ -68,7 +83,10 @@ def test_export_fp32_int8_dynamic_and_parity(tiny_models, tmp_path, arch, task):
     int8 = manifest["artifacts"][1]
     assert int8["scheme"] == "dynamic-per-channel"
     assert "FULLY_CONNECTED" in int8["metadata"]["int8_ops"]
-    assert int8["size_bytes"] < manifest["artifacts"][0]["size_bytes"] / 2
+    int8_path = out / int8["path"]
+    assert _weight_types(int8_path, "FULLY_CONNECTED") == {"INT8"}
+    assert _weight_types(int8_path, "EMBEDDING_LOOKUP") == {"INT8"}
+    assert _weight_types(out / "tflite/fp32/model.tflite", "FULLY_CONNECTED") == {"FLOAT32"}
     report = check_parity(out, loaded=loaded)
     assert report.passed, [(a.name, a.failures, a.error) for a in report.artifacts]
 
