@@ -240,3 +240,15 @@ def test_unconvertible_model_fails_in_one_line_and_writes_nothing(bert_out, tmp_
         export_model(loaded, ["tflite"], ["fp32"], out, _settings(sequence_buckets=[16], max_length=16))
     assert "\n" not in str(info.value)
     assert not out.exists() and not list(tmp_path.glob(".out.staging-*"))
+
+
+def test_cli_exports_tflite_and_parity_covers_it(tiny_models, tmp_path, capsys):
+    from pocketbert.cli import main
+
+    model = str(tiny_models("distilbert", "token-classification"))
+    out = tmp_path / "out"
+    argv = ["export", model, "--format", "tflite", "--precision", "fp32", "--buckets", "16,32", "-o", str(out)]
+    assert main(argv) == 0
+    assert (out / "tflite/fp32/model.tflite").is_file()
+    assert main(["parity", str(out)]) == 0
+    assert "tflite-fp32" in capsys.readouterr().out
