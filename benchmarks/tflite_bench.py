@@ -13,7 +13,8 @@ Rows (batch 1, one ``seq_<S>`` signature, XNNPACK with ``--threads`` threads):
 * ``peer: + ai-edge-quantizer dynamic_wi8_afp32``: that file through the stock dynamic recipe;
 * ``litert-torch PT2E dynamic`` (``--pt2e``): litert-torch's own quantization config (PT2E, dynamic per-channel).
 
-Latency is the median of ``--runs`` invocations after 5 warm-up runs, on one fixed text padded to ``S``.
+Latency is the median of ``--runs`` invocations after 5 warm-up runs, on one fixed text of ``S`` tokens, measured
+round-robin across the models (see :func:`latencies_ms`).
 """
 
 from __future__ import annotations
@@ -29,27 +30,36 @@ from typing import Any
 import numpy as np
 
 
-def latency_ms(path: Path, signature: str | None, seq: int, threads: int, runs: int) -> float:
-    """Median wall time (ms) of one batch-1 inference of ``signature`` (the only one when ``None``)."""
+def _runner_and_feed(path: Path, signature: str | None, seq: int, threads: int) -> tuple[Any, dict[str, np.ndarray]]:
+    """A signature runner of ``path`` (its only signature when ``None``) and a batch-1 feed of ``seq`` tokens."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path), num_threads=threads)
-    key = signature or next(iter(interp.get_signature_list()))
-    runner = interp.get_signature_runner(key)
-    names = list(runner.get_input_details())
+    runner = interp.get_signature_runner(signature or next(iter(interp.get_signature_list())))
+    names = sorted(runner.get_input_details())  # litert-torch default names: args_0 (ids), args_1 (mask)
     ids = np.full((1, seq), 2000, dtype=np.int32)
     ids[0, 0], ids[0, -1] = 101, 102
-    feed = {names[0]: ids, names[1]: np.ones((1, seq), dtype=np.int32)}
+    mask = np.ones((1, seq), dtype=np.int32)
     if "input_ids" in names:
-        feed = {"input_ids": ids, "attention_mask": np.ones((1, seq), dtype=np.int32)}
-    for _ in range(5):
-        runner(**feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner(**feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        return runner, {"input_ids": ids, "attention_mask": mask}
+    return runner, {names[0]: ids, names[1]: mask}
+
+
+def latencies_ms(models: dict[str, tuple[Path, str | None]], seq: int, threads: int, runs: int) -> dict[str, float]:
+    """Median wall time (ms) of one batch-1 inference per model, measured round-robin.
+
+    The machine is shared, so the models take turns (one run each per round, ``runs`` rounds after 5 warm-up
+    rounds): a load spike slows every model alike instead of whichever happened to be measured during it.
+    """
+    loaded = {name: _runner_and_feed(path, sig, seq, threads) for name, (path, sig) in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(5 + runs):
+        for name, (runner, feed) in loaded.items():
+            start = time.perf_counter()
+            runner(**feed)
+            if round_ >= 5:
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def peer_default(loaded: Any, seq: int, path: Path) -> Path:
@@ -123,46 +133,52 @@ def main() -> None:
     report = check_parity(out, loaded=loaded, threads=args.threads)
     verdicts = {a.name: a for a in report.artifacts}
 
-    rows: list[dict[str, Any]] = []
-    for artifact in manifest["artifacts"]:
-        verdict = verdicts[artifact["name"]]
-        rows.append(
-            {
-                "name": f"pocketbert {artifact['precision']}",
-                "size_mb": artifact["size_bytes"] / 1e6,
-                "ms": latency_ms(out / artifact["path"], f"seq_{args.seq}", args.seq, args.threads, args.runs),
-                "parity": "PASS" if verdict.passed else "FAIL",
-                "metrics": {k: v for k, v in verdict.metrics.items() if "cosine" in k or "agreement" in k},
-            }
-        )
     peers = out / "peers"
     peers.mkdir(parents=True, exist_ok=True)
     default = peer_default(loaded, args.seq, peers / "litert_torch_default.tflite")
     aeq = peer_aeq_dynamic(default, peers / "aeq_dynamic_wi8_afp32.tflite")
-    extra = [("peer: litert-torch default", default), ("peer: + ai-edge-quantizer dynamic_wi8_afp32", aeq)]
+    models: dict[str, tuple[Path, str | None]] = {
+        f"pocketbert {a['precision']}": (out / a["path"], f"seq_{args.seq}") for a in manifest["artifacts"]
+    }
+    models["peer: litert-torch default"] = (default, None)
+    models["peer: + ai-edge-quantizer dynamic_wi8_afp32"] = (aeq, None)
+    rows: list[dict[str, Any]] = []
     if args.pt2e:
         try:
-            extra.append(("litert-torch PT2E dynamic", pt2e_dynamic(loaded, args.seq, peers / "pt2e_dynamic.tflite")))
+            pt2e = pt2e_dynamic(loaded, args.seq, peers / "pt2e_dynamic.tflite")
+            _runner_and_feed(pt2e, None, args.seq, args.threads)[0](**_runner_and_feed(pt2e, None, args.seq, 1)[1])
+            models["litert-torch PT2E dynamic"] = (pt2e, None)
         except Exception as exc:  # report, do not hide: the row says why it is missing
             rows.append({"name": "litert-torch PT2E dynamic", "error": str(exc).strip().splitlines()[0][:160]})
-    for name, path in extra:
-        try:
-            ms = latency_ms(path, None, args.seq, args.threads, args.runs)
-        except RuntimeError as exc:  # e.g. a kernel that refuses the quantized graph
-            rows.append({"name": name, "error": "LiteRT: " + str(exc).strip().splitlines()[0][:160]})
-            continue
-        rows.append({"name": name, "size_mb": path.stat().st_size / 1e6, "ms": ms, "parity": "n/a"})
+    timed = latencies_ms(models, args.seq, args.threads, args.runs)
+    for artifact in manifest["artifacts"]:
+        name = f"pocketbert {artifact['precision']}"
+        verdict = verdicts[artifact["name"]]
+        rows.append(
+            {
+                "name": name,
+                "size_mb": artifact["size_bytes"] / 1e6,
+                "ms": timed[name],
+                "parity": "PASS" if verdict.passed else "FAIL",
+                "metrics": {k: v for k, v in verdict.metrics.items() if "cosine" in k or "agreement" in k},
+            }
+        )
+    for name, (path, _) in models.items():
+        if not name.startswith("pocketbert"):
+            rows.append({"name": name, "size_mb": path.stat().st_size / 1e6, "ms": timed[name], "parity": "n/a"})
 
     peer_ms = next(r["ms"] for r in rows if r["name"].startswith("peer: +"))
-    print(f"model {loaded.origin}; seq {args.seq}; threads {args.threads}; median of {args.runs}; export {export_s:.0f}s")
+    print(f"model {loaded.origin}; seq {args.seq}; threads {args.threads}; median of {args.runs}")
+    print(f"export of fp32 + int8 dynamic + int8 static: {export_s:.0f}s")
     print(f"{'artifact':48} {'MB':>8} {'ms':>9} {'vs peer':>8}  parity")
     for row in rows:
         if "error" in row:
             print(f"{row['name']:48} failed: {row['error']}")
             continue
+        metrics = {k: round(v, 4) for k, v in row.get("metrics", {}).items()}
         print(
             f"{row['name']:48} {row['size_mb']:8.1f} {row['ms']:9.2f} {peer_ms / row['ms']:7.2f}x  {row['parity']}"
-            + (f"  {json.dumps({k: round(v, 4) for k, v in row.get('metrics', {}).items()})}" if "metrics" in row else "")
+            + (f"  {json.dumps(metrics)}" if metrics else "")
         )
     (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
 
