@@ -26,6 +26,10 @@ from tests.tiny import ARCHS, TASKS
 
 BUCKETS = [16, 32, 64]
 SETTINGS = ExportSettings(max_length=64, sequence_buckets=BUCKETS)
+# Per-task tests use two buckets: conversion time grows with the signature count, and two already make parity
+# run both (the built-in texts have short ones and ones truncated at 32 tokens).
+FAST_BUCKETS = [16, 32]
+FAST = ExportSettings(max_length=32, sequence_buckets=FAST_BUCKETS)
 
 
 def _settings(**overrides) -> ExportSettings:
@@ -67,16 +71,16 @@ def _weight_types(path, op_name: str) -> set[str]:
 def test_export_fp32_int8_dynamic_and_parity(tiny_models, tmp_path, arch, task):
     loaded = load_model(str(tiny_models(arch, task)))
     out = tmp_path / "out"
-    manifest = export_model(loaded, ["tflite"], ["fp32", "int8"], out, SETTINGS)
+    manifest = export_model(loaded, ["tflite"], ["fp32", "int8"], out, FAST)
     assert [a["name"] for a in manifest["artifacts"]] == ["tflite-fp32", "tflite-int8"]
     outputs = [spec.name for spec in output_specs(loaded.task)]
     for artifact in manifest["artifacts"]:
         assert artifact["path"] == f"tflite/{artifact['precision']}/model.tflite"
-        assert artifact["sequence_buckets"] == BUCKETS
+        assert artifact["sequence_buckets"] == FAST_BUCKETS
         assert [i["name"] for i in artifact["inputs"]] == ["input_ids", "attention_mask"]
         assert {i["dtype"] for i in artifact["inputs"]} == {"int32"}
         signatures = _interpreter(out / artifact["path"]).get_signature_list()
-        assert sorted(signatures) == sorted(f"seq_{b}" for b in BUCKETS)
+        assert sorted(signatures) == sorted(f"seq_{b}" for b in FAST_BUCKETS)
         for sig in signatures.values():
             assert sorted(sig["inputs"]) == ["attention_mask", "input_ids"]
             assert sorted(sig["outputs"]) == sorted(outputs)
@@ -98,7 +102,8 @@ def test_static_int8_from_calibration_file_passes_parity(tiny_models, tmp_path, 
     lines = [t for t in BUILTIN_TEXTS if t.strip()][::2]  # half the parity texts: calibration from a user file
     texts.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    export_model(loaded, ["tflite"], ["int8"], out, _settings(int8_scheme="static", calibration_file=str(texts)))
+    settings = ExportSettings(**{**FAST.to_dict(), "int8_scheme": "static", "calibration_file": str(texts)})
+    export_model(loaded, ["tflite"], ["int8"], out, settings)
     artifact = read_manifest(out)["artifacts"][0]
     assert artifact["name"] == "tflite-int8" and artifact["scheme"] == "static-per-channel"
     meta = artifact["metadata"]
