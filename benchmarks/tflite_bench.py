@@ -49,12 +49,15 @@ def latencies_ms(models: dict[str, tuple[Path, str | None]], seq: int, threads: 
     """Median wall time (ms) of one batch-1 inference per model, measured round-robin.
 
     The machine is shared, so the models take turns (one run each per round, ``runs`` rounds after 5 warm-up
-    rounds): a load spike slows every model alike instead of whichever happened to be measured during it.
+    rounds): a load spike slows every model alike instead of whichever happened to be measured during it. The
+    order rotates every round, because a model run right after a large one pays for the evicted caches (two
+    identical files measured 46 and 70 ms in a fixed order).
     """
-    loaded = {name: _runner_and_feed(path, sig, seq, threads) for name, (path, sig) in models.items()}
+    loaded = list({name: _runner_and_feed(path, sig, seq, threads) for name, (path, sig) in models.items()}.items())
     times: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(5 + runs):
-        for name, (runner, feed) in loaded.items():
+        shift = round_ % len(loaded)
+        for name, (runner, feed) in loaded[shift:] + loaded[:shift]:
             start = time.perf_counter()
             runner(**feed)
             if round_ >= 5:
