@@ -2,7 +2,7 @@
 
 transformers imports torchao when it is installed (litert-torch brings it), and torchao logs failures to load CUDA
 kernels that a CPU machine never needs; torch.onnx warns that torchvision ops are unavailable; transformers draws
-progress bars while loading tiny checkpoints. Real errors still propagate as exceptions.
+progress bars while loading tiny checkpoints, and coremltools one per conversion pass. Real errors still propagate as exceptions.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def quiet_third_party() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools draws a progress bar per conversion pass
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
