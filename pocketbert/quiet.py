@@ -2,7 +2,8 @@
 
 transformers imports torchao when it is installed (litert-torch brings it), and torchao logs failures to load CUDA
 kernels that a CPU machine never needs; torch.onnx warns that torchvision ops are unavailable; transformers draws
-progress bars while loading tiny checkpoints, and coremltools one per conversion pass. Real errors still propagate as exceptions.
+progress bars while loading tiny checkpoints,
+and coremltools one per conversion pass. Real errors still propagate as exceptions.
 """
 
 from __future__ import annotations

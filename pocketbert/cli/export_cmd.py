@@ -28,6 +28,11 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
         help="int8 parity budget, e.g. 'cosine>=0.995,spearman>=0.995': the most sensitive ops stay float "
         "until it holds",
     )
+    parser.add_argument(
+        "--onnx-fusion",
+        action="store_true",
+        help="ONNX int8: apply ORT's transformer fusions first (QAttention); measure before you keep it",
+    )
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     parser.add_argument("--coreml-target", default="iOS16", help="Core ML minimum deployment target (iOS16..iOS18)")
     parser.add_argument("--force", action="store_true", help="replace an output dir that holds something else")
@@ -43,6 +48,7 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
         opset=args.opset,
         coreml_target=args.coreml_target,
         int8_budget=args.budget,
+        onnx_fusion=args.onnx_fusion,
     )
 
 
