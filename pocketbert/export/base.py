@@ -77,6 +77,16 @@ class ExportContext:
             feeds.append({name: enc[name].astype("int64") for name in INPUT_NAMES})
         return feeds
 
+    def budget_feeds(self) -> list[dict[str, Any]]:
+        """Feeds for a parity budget: the calibration texts alone *and* in padded batches of 4, like parity's feeds.
+
+        Dynamic int8 quantizes activations with one scale per tensor, padding included, so a padded batch errs more
+        than a lone text; a budget checked on lone texts alone would not hold on parity's batches.
+        """
+        from pocketbert.parity.data import build_feeds
+
+        return build_feeds(self.loaded.tokenizer, self.calibration_texts(), self.settings.max_length)
+
     def output_infos(self, shape_of: dict[str, list[Any]], dtype: str = "float32") -> list[TensorInfo]:
         """Output descriptions in task order; ``shape_of`` maps the symbolic letters (B, S, H, L) to sizes."""
         infos = []

@@ -137,7 +137,7 @@ class OnnxExporter(Exporter):
             source = ctx.scratch / f"onnx-{precision}" / MODEL_FILE
             if scheme == "dynamic":
                 budget = ctx.settings.int8_budget
-                feeds = ctx.calibration_feeds() if budget else None
+                feeds = ctx.budget_feeds() if budget else None
                 metadata = onnx_int8.quantize_dynamic_int8(
                     fp32,
                     source,
