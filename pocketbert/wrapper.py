@@ -178,3 +178,9 @@ def reference_outputs(hf_model: Any, task: Task, input_ids: torch.Tensor, attent
     if task is Task.QUESTION_ANSWERING:
         return {"start_logits": out.start_logits, "end_logits": out.end_logits}
     return {"logits": out.logits}
+
+
+def public_module_name(name: str) -> str:
+    """A module path inside :class:`DeploymentModel` as the checkpoint names it: the wrapper's ``encoder.base.``
+    (where it keeps the Hugging Face base model) removed, e.g. ``encoder.layer.0.output.dense``."""
+    return name.replace("encoder.base.", "")

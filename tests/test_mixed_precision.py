@@ -1,4 +1,4 @@
-"""Layer localisation and parity-budgeted mixed precision (ONNX) on tiny models built to have a known culprit."""
+"""Layer localisation and parity-budgeted mixed precision, in every format, on tiny models with a known culprit."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import json
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 from pocketbert.cli import main
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import ExportSettings, read_manifest
+from pocketbert.export.artifact import ExportSettings, manifest_artifacts, read_manifest
 from pocketbert.export.pipeline import export_model
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
-from pocketbert.parity.localize import culprit, localize_onnx
+from pocketbert.parity.localize import culprit, localize, probe_runner
 from pocketbert.quantize.mixed import Unit, parse_budget, search
 from tests.tiny import save_tiny
 
@@ -40,58 +39,98 @@ def outlier_model(tmp_path_factory):
     return path
 
 
-def test_budget_keeps_exactly_the_outlier_layer_float(outlier_model, tmp_path):
+def _artifact_metadata(out, artifact):
+    """The metadata stored inside the artifact file itself (not the manifest), as a dict."""
+    path = out / artifact["path"]
+    if artifact["format"] == "onnx":
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return {k: json.loads(v) if k == "mixed_precision" else v for k, v in props.items()}
+    if artifact["format"] == "tflite":
+        from pocketbert.export.tflite_export import read_metadata
+
+        return read_metadata(path)
+    import coremltools as ct
+
+    meta = dict(ct.utils.load_spec(str(path)).description.metadata.userDefined)
+    return {k: json.loads(v) if k == "mixed_precision" else v for k, v in meta.items()}
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite", "coreml"])
+def test_budget_keeps_exactly_the_outlier_layer_float(fmt, outlier_model, tmp_path):
     loaded = load_model(str(outlier_model))
     out = tmp_path / "out"
-    plain = export_model(loaded, ["onnx"], ["fp32", "int8"], out)["artifacts"][1]
-    assert plain["metadata"]["float_ops"] and "mixed_precision" not in plain["metadata"]
-    before = check_parity(out, loaded=loaded, only=["onnx-int8"]).artifacts[0].metrics["embedding.cosine_min"]
+    plain = export_model(loaded, [fmt], ["int8"], out)["artifacts"][0]
+    assert "mixed_precision" not in plain["metadata"]
+    name = f"{fmt}-int8"
+    before = check_parity(out, loaded=loaded, only=[name]).artifacts[0].metrics["embedding.cosine_min"]
     settings = ExportSettings(int8_budget="cosine>=0.99")
-    export_model(loaded, ["onnx"], ["int8"], out, settings)
-    artifact = read_manifest(out)["artifacts"][1]
+    export_model(loaded, [fmt], ["int8"], out, settings)
+    artifact = read_manifest(out)["artifacts"][0]
     mixed = artifact["metadata"]["mixed_precision"]
     assert mixed["met"] is True
     assert [u["module"] for u in mixed["float_units"]] == [OUTLIER_MODULE]
-    assert artifact["scheme"] == "dynamic-per-channel-mixed"
-    after = check_parity(out, loaded=loaded, only=["onnx-int8"]).artifacts[0].metrics["embedding.cosine_min"]
+    assert artifact["scheme"].endswith("-mixed")
+    stored = _artifact_metadata(out, artifact)["mixed_precision"]  # the artifact carries it too, for the app
+    assert [u["module"] for u in stored["float_units"]] == [OUTLIER_MODULE]
+    after = check_parity(out, loaded=loaded, only=[name]).artifacts[0].metrics["embedding.cosine_min"]
     assert before < 0.99 <= after, (before, after)  # held-out parity texts, not the calibration texts
 
 
-def test_diagnose_names_a_damaged_block_first(tiny_models, tmp_path):
+def test_budget_refuses_static_int8(tiny_models, tmp_path):
     loaded = load_model(str(tiny_models("bert", "feature-extraction")))
-    out = tmp_path / "out"
-    export_model(loaded, ["onnx"], ["fp32"], out)
-    reference = out / "onnx/fp32/model.onnx"
-    model = onnx.load(str(reference))
-    weights = {i.name: i for i in model.graph.initializer}
-    damaged = 0
-    for node in model.graph.node:
-        namespace = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
-        if node.op_type == "MatMul" and "layer.1.attention.output.dense" in namespace and node.input[1] in weights:
-            init = weights[node.input[1]]
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
-            damaged += 1
-    assert damaged == 1
-    candidate = tmp_path / "damaged.onnx"
-    onnx.save(model, str(candidate))
+    settings = ExportSettings(int8_budget="cosine>=0.99", int8_scheme="static")
+    with pytest.raises(PocketbertError, match="applies to dynamic"):
+        export_model(loaded, ["onnx"], ["int8"], tmp_path / "out", settings)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "fmt, arch", [("onnx", "bert"), ("tflite", "bert"), ("tflite", "distilbert"), ("coreml", "distilbert")]
+)
+def test_diagnose_names_a_damaged_block_first(fmt, arch, tiny_models, tmp_path):
+    """The same model exported twice, the second time with layer 1's attention output projection scaled x1.5."""
+    path = tiny_models(arch, "feature-extraction")
+    exports = {}
+    for tag in ("reference", "damaged"):
+        loaded = load_model(str(path))
+        if tag == "damaged":
+            layer = loaded.model.encoder.layer[1] if arch == "bert" else loaded.model.transformer.layer[1]
+            dense = layer.attention.output.dense if arch == "bert" else layer.attention.out_lin
+            with torch.no_grad():
+                dense.weight.mul_(1.5)
+        export_model(loaded, [fmt], ["fp32"], tmp_path / tag)
+        exports[tag] = manifest_artifacts(read_manifest(tmp_path / tag))[0]
     feeds = build_feeds(loaded.tokenizer, list(BUILTIN_TEXTS[:8]), 64)
-    rows = localize_onnx(reference, candidate, feeds, tmp_path / "scratch")
-    assert [r.block for r in rows][:3] == ["embeddings", "layer 0 attention", "layer 0 ffn"]
+    runners = [probe_runner(exports[t], tmp_path / t, tmp_path / "scratch", loaded.task) for t in exports]
+    rows = localize(*runners, feeds)
+    assert [r.block for r in rows] == [
+        "embeddings",
+        "layer 0 attention",
+        "layer 0 ffn",
+        "layer 1 attention",
+        "layer 1 ffn",
+    ]
     assert all(1 - r.cosine_min < 1e-6 for r in rows[:3]), "blocks before the damage are untouched"
+    assert 1 - rows[3].cosine_min > 1e-4
     assert culprit(rows).block == "layer 1 attention"
 
 
 def test_diagnose_cli_writes_table_plot_and_json(tiny_models, tmp_path, capsys):
     loaded = load_model(str(tiny_models("distilbert", "sequence-classification")))
     out = tmp_path / "out"
-    export_model(loaded, ["onnx"], ["fp32", "int8"], out)
-    assert main(["diagnose", str(out)]) == 0
+    export_model(loaded, ["onnx", "tflite"], ["fp32", "int8"], out)
+    assert main(["diagnose", str(out)]) == 0  # the first int8 artifact, against its format's fp32
     text = capsys.readouterr().out
     assert "layer 1 ffn" in text and "grows most" in text
     data = json.loads((out / "report/diagnose-onnx-int8.json").read_text())
+    assert data["against"] == "onnx-fp32"
     assert [b["block"] for b in data["blocks"]][0] == "embeddings"
     assert (out / "report/diagnose-onnx-int8.png").stat().st_size > 1000
+    assert main(["diagnose", str(out), "--artifact", "tflite-int8", "--against", "onnx-fp32"]) == 0  # across formats
+    assert json.loads((out / "report/diagnose-tflite-int8.json").read_text())["against"] == "onnx-fp32"
     assert main(["diagnose", str(out), "--artifact", "onnx-int4"]) == 2
+    assert main(["diagnose", str(out), "--artifact", "tflite-int8", "--against", "coreml-fp32"]) == 2
+    assert "no artifact named onnx-int4" in capsys.readouterr().err
 
 
 def test_search_walks_the_sensitivity_ranking():

@@ -14,21 +14,35 @@ def _run(args: argparse.Namespace) -> int:
     from pocketbert.export.artifact import manifest_artifacts, read_manifest, write_json_atomic
     from pocketbert.parity.check import load_reference
     from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
-    from pocketbert.parity.localize import culprit, localize_onnx, plot, rows_to_dicts
+    from pocketbert.parity.localize import culprit, localize, plot, probe_runner, rows_to_dicts
+    from pocketbert.tasks import Task
 
     manifest = read_manifest(args.output_dir)
     artifacts = {a.name: a for a in manifest_artifacts(manifest)}
-    for name in (args.artifact, args.against):
-        if name not in artifacts:
-            raise PocketbertError(f"no artifact named {name} in {args.output_dir}; have: {', '.join(artifacts)}")
-    candidate, reference = artifacts[args.artifact], artifacts[args.against]
-    if candidate.format != "onnx" or reference.format != "onnx":
-        raise PocketbertError("layer localisation supports ONNX artifacts in this version; diagnose an onnx-* one")
+    have = ", ".join(artifacts)
+    name = args.artifact or next((n for n in artifacts if "int8" in n), None)
+    if name not in artifacts:
+        raise PocketbertError(f"no artifact named {name} in {args.output_dir}; have: {have}")
+    candidate = artifacts[name]
+    against = args.against or next(
+        (f"{candidate.format}-{p}" for p in ("fp32", "fp16") if f"{candidate.format}-{p}" in artifacts), None
+    )
+    if against not in artifacts:
+        raise PocketbertError(
+            f"no float artifact {against or candidate.format + '-fp32'} to diagnose {name} against; have: {have}; "
+            "export one or pass --against"
+        )
+    reference = artifacts[against]
     loaded = load_reference(manifest)
+    task = Task(manifest["model"]["task"])
     texts = list(BUILTIN_TEXTS) + (read_text_file(args.texts, "texts file") if args.texts else [])
     feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))
     with tempfile.TemporaryDirectory(prefix="pocketbert-diagnose-") as scratch:
-        rows = localize_onnx(args.output_dir / reference.path, args.output_dir / candidate.path, feeds, Path(scratch))
+        rows = localize(
+            probe_runner(reference, args.output_dir, Path(scratch), task),
+            probe_runner(candidate, args.output_dir, Path(scratch), task),
+            feeds,
+        )
     worst = culprit(rows)
     report = args.output_dir / "report"
     write_json_atomic(
@@ -49,7 +63,13 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("diagnose", help="localise an artifact's error layer by layer against its float twin")
     parser.add_argument("output_dir", type=Path, metavar="OUT")
-    parser.add_argument("--artifact", default="onnx-int8", help="the artifact to diagnose (default onnx-int8)")
-    parser.add_argument("--against", default="onnx-fp32", help="its float reference artifact (default onnx-fp32)")
+    parser.add_argument(
+        "--artifact", default=None, help="the artifact to diagnose, e.g. tflite-int8 (default: the first int8 one)"
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        help="its float reference, any format (default: the same format's fp32, else fp16)",
+    )
     parser.add_argument("--texts", type=Path, default=None, help="extra texts, one per line")
     parser.set_defaults(func=_run)

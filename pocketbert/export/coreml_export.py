@@ -41,6 +41,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter
+from pocketbert.quantize.mixed import MixedPrecisionResult
 from pocketbert.tasks import INPUT_NAMES, output_specs
 
 MODEL_FILE = "model.mlpackage"
@@ -198,12 +199,33 @@ class CoreMLExporter(Exporter):
             ctx.cache[key] = convert_float(ctx, compute)
         return ctx.cache[key]
 
+    def _budget_search(self, ctx: ExportContext, base: Any) -> MixedPrecisionResult:
+        """The weights W8 keeps fp16 under ``--budget``: each trial package runs in the MIL reference runner (the
+        package's own program and weights) on the calibration texts, against the PyTorch model."""
+        from pocketbert.parity.coreml_runner import MilRunner
+        from pocketbert.parity.torch_runner import WrapperRunner
+        from pocketbert.quantize import coreml_int8
+
+        feeds = ctx.budget_feeds()
+        with WrapperRunner(ctx.wrapper()) as reference_runner:
+            reference = [reference_runner.infer(feed) for feed in feeds]
+        modules = coreml_int8.torch_weight_modules(ctx.wrapper(), feeds[0])
+        buckets = enumerated_buckets(ctx)
+
+        def runner(path: Path) -> MilRunner:
+            return MilRunner(path, buckets=buckets, task=ctx.loaded.task)
+
+        budget = str(ctx.settings.int8_budget)
+        target = ctx.settings.coreml_target
+        return coreml_int8.search_float_ops(base, target, budget, ctx.loaded.task, feeds, reference, runner, modules)
+
     def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
         from pocketbert.quantize import coreml_int8
 
         self.check_precision(precision)
         scheme = coreml_scheme(precision, ctx.settings.int8_scheme)
         check_target(precision, scheme, ctx.settings.coreml_target)
+        extra: dict[str, Any] = {}
         metadata: dict[str, Any] = {
             "deployment_target": ctx.settings.coreml_target,
             "shapes": shapes_metadata(ctx),
@@ -216,12 +238,18 @@ class CoreMLExporter(Exporter):
         else:
             base = self._float(ctx, "fp16")
             if scheme == "w8":
-                mlmodel, info = coreml_int8.quantize_weights(base, ctx.settings.coreml_target)
+                mixed = self._budget_search(ctx, base) if ctx.settings.int8_budget else None
+                floats = [u["name"] for u in mixed.float_units] if mixed else []
+                mlmodel, info = coreml_int8.quantize_weights(base, ctx.settings.coreml_target, floats)
+                if mixed:
+                    info["mixed_precision"] = mixed.to_dict()
+                    info["scheme"] += "-mixed" if floats else ""
+                    extra["mixed_precision"] = json.dumps(mixed.to_dict(), sort_keys=True)
             else:
                 mlmodel, info = coreml_int8.quantize_w8a8(base, ctx.settings.coreml_target, ctx.calibration_feeds())
             metadata.update(info)
             metadata["compute_precision"] = "fp16"
-        describe(mlmodel, ctx, precision, scheme, {})
+        describe(mlmodel, ctx, precision, metadata.get("scheme", scheme), extra)
         rel = Path(self.format) / precision / MODEL_FILE
         save_package(mlmodel, out_dir / rel)
         dims = ctx.dims()

@@ -61,7 +61,9 @@ def node_module(node: Any) -> str:
     steps = namespace.split("/")
     if len(steps) < 2:
         return node.name
-    return steps[-2].split(":")[0].strip().replace("encoder.base.", "")
+    from pocketbert.wrapper import public_module_name
+
+    return public_module_name(steps[-2].split(":")[0].strip())
 
 
 def export_fp32(ctx: ExportContext, path: Path) -> Path:
@@ -160,6 +162,8 @@ class OnnxExporter(Exporter):
             "labels": json.dumps(ctx.loaded.labels),
             "source": ctx.loaded.origin,
         }
+        if "mixed_precision" in metadata:  # which weights stayed float under --budget, and their sensitivity
+            props["mixed_precision"] = json.dumps(metadata["mixed_precision"], sort_keys=True)
         files = save_with_metadata(source, out_dir / rel, props)
         if precision != "fp32":
             shutil.rmtree(source.parent, ignore_errors=True)

@@ -70,6 +70,22 @@ def plan(formats: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def check_budget_schemes(pairs: list[tuple[str, str]], settings: ExportSettings) -> None:
+    """A parity budget chooses which weights stay float; it applies to weight-only (dynamic) int8, not to the
+    calibrated activation schemes, so asking for both is refused rather than silently ignored."""
+    if settings.int8_budget is None:
+        return
+    static = [
+        f"{fmt}-{precision}"
+        for fmt, precision in pairs
+        if precision in ("int8-static", "int8-w8a8") or (precision == "int8" and settings.int8_scheme == "static")
+    ]
+    if static:
+        raise PocketbertError(
+            f"--budget applies to dynamic (weight-only) int8; {', '.join(static)} is static: drop one of the two"
+        )
+
+
 def _check_target(out_dir: Path, loaded: LoadedModel, seed: int, force: bool) -> list[Artifact]:
     """Artifacts already in ``out_dir`` that stay (same model), or an error when ``out_dir`` belongs to another."""
     if not out_dir.exists():
@@ -114,6 +130,7 @@ def export_model(
     validate_settings(settings, loaded)
     out_dir = Path(out_dir)
     pairs = plan(formats, precisions)
+    check_budget_schemes(pairs, settings)
     keep = _check_target(out_dir, loaded, seed, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))

@@ -23,6 +23,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter, int8_scheme
+from pocketbert.quantize.mixed import MixedPrecisionResult
 from pocketbert.tasks import INPUT_NAMES
 
 MODEL_FILE = "model.tflite"
@@ -128,11 +129,15 @@ def read_metadata(path: Path) -> dict[str, Any]:
     """The ``pocketbert`` metadata entry of a ``.tflite`` file (``{}`` when it has none)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
-    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(Path(path).read_bytes()))
+    raw = Path(path).read_bytes()
+    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(raw))
     for entry in obj.metadata or []:
         name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
         if name == METADATA_NAME:
-            return json.loads(bytes(obj.buffers[entry.buffer].data).decode())
+            buffer = obj.buffers[entry.buffer]
+            # ai-edge-quantizer may store a buffer after the flatbuffer: ``offset``/``size`` bytes into the file
+            data = bytes(buffer.data) if buffer.data is not None else raw[buffer.offset : buffer.offset + buffer.size]
+            return json.loads(data.decode())
     return {}
 
 
@@ -170,6 +175,24 @@ class TfliteExporter(Exporter):
             ctx.cache["tflite_fp32"] = convert_fp32(ctx)
         return ctx.cache["tflite_fp32"]
 
+    def _budget_search(self, ctx: ExportContext, signatures: dict[str, str]) -> MixedPrecisionResult:
+        """The weight ops dynamic int8 keeps float under ``--budget``, measured in LiteRT on the calibration texts
+        (alone and in padded batches) against the PyTorch model."""
+        from pocketbert.parity.tflite_runner import LiteRtRunner
+        from pocketbert.parity.torch_runner import WrapperRunner
+        from pocketbert.quantize import tflite_int8
+
+        feeds = ctx.budget_feeds()
+        with WrapperRunner(ctx.wrapper()) as reference_runner:
+            reference = [reference_runner.infer(feed) for feed in feeds]
+        buckets = list(ctx.settings.sequence_buckets)
+
+        def runner(path: Path) -> LiteRtRunner:
+            return LiteRtRunner(path, ctx.loaded.task, buckets, {int(b): s for b, s in signatures.items()})
+
+        budget = str(ctx.settings.int8_budget)
+        return tflite_int8.search_float_modules(self._fp32(ctx), budget, ctx.loaded.task, feeds, reference, runner)
+
     def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
         from pocketbert.quantize import tflite_int8
 
@@ -183,6 +206,10 @@ class TfliteExporter(Exporter):
         buckets = list(ctx.settings.sequence_buckets)
         outputs = ctx.output_infos({"B": 1, "S": "bucket", **ctx.dims()})
         signatures = {str(b): signature_name(b) for b in buckets}
+        mixed = self._budget_search(ctx, signatures) if kind == "dynamic" and ctx.settings.int8_budget else None
+        mixed_precision = {"mixed_precision": mixed.to_dict()} if mixed else {}
+        if mixed and mixed.float_units:
+            scheme += "-mixed"
         # Embedded before quantizing: ai-edge-quantizer keeps the metadata table, and its output may store large
         # weights after the flatbuffer (offset buffers), which a second rewrite of the flatbuffer would lose.
         fp32 = with_metadata(
@@ -198,12 +225,15 @@ class TfliteExporter(Exporter):
                 "sequence_buckets": buckets,
                 "signatures": signatures,
                 "source": ctx.loaded.origin,
+                **mixed_precision,
             },
         )
         if kind == "none":
             model, metadata = fp32, {"recipe": "litert-torch default conversion"}
         elif kind == "dynamic":
-            model, metadata = tflite_int8.quantize_dynamic_int8(fp32)
+            float_modules = [u["name"] for u in mixed.float_units] if mixed else []
+            model, metadata = tflite_int8.quantize_dynamic_int8(fp32, float_modules)
+            metadata.update(mixed_precision)
         else:
             model, metadata = tflite_int8.quantize_static_int8(fp32, samples)
             metadata["calibration_texts"] = count

@@ -33,12 +33,13 @@ def run_bucketed(
     Each row is cut to its real tokens (``attention_mask`` sum ``n``), padded with zeros to ``choose_bucket(n)``
     and passed as ``run_one(bucket, input_ids (1, bucket), attention_mask (1, bucket))``, which returns the
     model's outputs for that row. Per-token outputs are cut back to ``n`` and zero-padded to ``S`` (padded positions
-    carry no meaning and parity ignores them); rows are stacked back into ``(B, …)`` arrays.
+    carry no meaning and parity ignores them); rows are stacked back into ``(B, …)`` arrays. Outputs beyond the
+    task's (layer probes, :mod:`pocketbert.parity.localize`) are per token when their first axis is the bucket.
     """
     ids, mask = feed["input_ids"], feed["attention_mask"]
     batch, seq = ids.shape
-    specs = output_specs(task)
-    rows: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
+    per_token = {spec.name: spec.per_token for spec in output_specs(task)}
+    rows: dict[str, list[np.ndarray]] = {}
     for b in range(batch):
         n = int(mask[b].sum())
         bucket = choose_bucket(n, buckets)
@@ -47,11 +48,12 @@ def run_bucketed(
         row_ids[0, :n] = ids[b, :n]
         row_mask[0, :n] = 1
         out = run_one(bucket, row_ids, row_mask)
-        for spec in specs:
-            value = np.asarray(out[spec.name])[0]
-            if spec.per_token:
+        for name in out:
+            value = np.asarray(out[name])[0]
+            # an output beyond the task's (a layer probe) is per token when its first axis is the bucket
+            if per_token.get(name, value.ndim >= 1 and value.shape[0] == bucket):
                 padded = np.zeros((seq, *value.shape[1:]), dtype=np.float32)
                 padded[:n] = value[:n]
                 value = padded
-            rows[spec.name].append(value.astype(np.float32))
+            rows.setdefault(name, []).append(value.astype(np.float32))
     return {name: np.stack(values) for name, values in rows.items()}

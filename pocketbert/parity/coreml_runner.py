@@ -134,3 +134,25 @@ def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -
             raise PocketbertError(f"{ENV_RUNNER}=coreml needs macOS with Core ML; unset it to use the MIL runner")
         return CoreMLRunner(path, name=artifact.name, **shapes)
     return MilRunner(path, name=artifact.name, **shapes)
+
+
+class MilProbeRunner(MilRunner):
+    """:class:`MilRunner` whose outputs also hold every ``layer_norm`` output as ``probe_<i>`` (program order)."""
+
+    def load(self) -> None:
+        super().load()
+        self._probes = [op.outputs[0][0] for op in self.interpreter.program.ops if op.type == "layer_norm"]
+
+    def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
+        if self.interpreter is None:
+            self.load()
+        record: dict[str, np.ndarray] = {}
+        out = dict(self.interpreter.run(feed, record=record))
+        out.update({f"probe_{i}": record[name] for i, name in enumerate(self._probes)})
+        return out
+
+
+def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> MilRunner:
+    """A runner of ``path`` whose outputs include the layer norm probes: the MIL runner on every OS, since Core ML
+    does not expose intermediate values."""
+    return MilProbeRunner(path, name=name, buckets=buckets, task=task)

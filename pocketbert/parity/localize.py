@@ -1,14 +1,18 @@
 """Layer-by-layer error localisation: where does an artifact start to differ from its float reference?
 
-Both models are run on the same feeds with their block outputs exposed (the embeddings' LayerNorm, then each
-layer's attention and FFN LayerNorm), and each block's error is measured on valid tokens. The block where the
-error grows the most is named as the culprit. ONNX artifacts are probed by exposing the LayerNormalization
-outputs, whose value names survive quantization.
+Every format exposes the same probes: the output of each LayerNorm, in graph order, as ``probe_<i>`` — the
+embeddings' LayerNorm, then each layer's attention and FFN LayerNorms (BERT and DistilBERT are post-LN, so these
+are the block outputs). Each format's runner module has a ``make_probe_runner``: ONNX adds the values as graph
+outputs, LiteRT keeps intermediate tensors (``experimental_preserve_all_tensors``), and the MIL runner records
+them as it executes the Core ML program. Both artifacts run the same feeds, each block's error is measured on
+valid tokens, and the block whose error grows the most is named as the culprit. Because the probes are named
+alike everywhere, an artifact can also be diagnosed against a float artifact of another format.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.runner import Feed
+from pocketbert.export.artifact import Artifact
+from pocketbert.parity.runner import RUNNER_MODULES, Feed, Runner
+from pocketbert.tasks import Task
 
-_LAYER = re.compile(r"layer\.(\d+)\.(\w+)")
+PROBE = "probe_"
 
 
 @dataclass
@@ -32,41 +38,24 @@ class BlockError:
     growth: float  # (1 - cosine_min) minus the previous block's, the error this block added
 
 
-def block_label(module: str) -> str:
-    """``encoder.layer.3.output.LayerNorm`` -> ``layer 3 ffn``; ``...attention.output.LayerNorm`` -> ``layer 3
-    attention``; DistilBERT's ``sa_layer_norm`` / ``output_layer_norm`` likewise; embeddings -> ``embeddings``."""
-    if "embeddings" in module:
-        return "embeddings"
-    match = _LAYER.search(module)
-    if not match:
-        return module
-    part = "attention" if ("attention" in module or "sa_layer_norm" in module) else "ffn"
-    return f"layer {match.group(1)} {part}"
+def block_labels(count: int) -> list[str]:
+    """Names of ``count`` LayerNorm probes in order: ``embeddings``, ``layer 0 attention``, ``layer 0 ffn``, …
+    (``norm <i>`` when the count does not fit that pattern)."""
+    if count < 3 or count % 2 == 0:
+        return [f"norm {i}" for i in range(count)]
+    return ["embeddings"] + [f"layer {i // 2} {('attention', 'ffn')[i % 2]}" for i in range(count - 1)]
 
 
-def onnx_probes(model_path: Path) -> list[tuple[str, str]]:
-    """``(block label, value name)`` of every LayerNormalization output, in graph order (from an fp32 export)."""
-    import onnx
-
-    from pocketbert.export.onnx_export import node_module
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    return [(block_label(node_module(n)), n.output[0]) for n in model.graph.node if n.op_type == "LayerNormalization"]
-
-
-def with_outputs(model_path: Path, names: list[str], dst: Path) -> Path:
-    """A copy of an ONNX model that also outputs the values ``names`` (float32, shape left to the runtime)."""
-    import onnx
-
-    model = onnx.load(str(model_path))
-    produced = {o for n in model.graph.node for o in n.output}
-    missing = [n for n in names if n not in produced]
-    if missing:
-        raise PocketbertError(f"{model_path} has no value {missing[0]}; was it exported by pocketbert?")
-    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(dst), save_as_external_data=model.ByteSize() > 1_800_000_000)
-    return dst
+def probe_runner(artifact: Artifact, out_dir: Path, scratch: Path, task: Task) -> Runner:
+    """A runner of ``artifact`` whose outputs include its ``probe_<i>`` values (probed copies, where a format needs
+    one, go to a fresh directory below ``scratch``)."""
+    module = importlib.import_module(RUNNER_MODULES[artifact.format])
+    path = Path(out_dir) / artifact.path
+    if not path.exists():
+        raise PocketbertError(f"artifact {artifact.name} is missing: {path} does not exist; re-run the export")
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix=f"{artifact.name}-", dir=scratch))
+    return module.make_probe_runner(path, own, task, artifact.sequence_buckets, artifact.name)
 
 
 def _block_metrics(ref: list[np.ndarray], got: list[np.ndarray], feeds: list[Feed]) -> tuple[float, float]:
@@ -82,21 +71,26 @@ def _block_metrics(ref: list[np.ndarray], got: list[np.ndarray], feeds: list[Fee
     return min(cosines), max_abs / (scale or 1.0)
 
 
-def localize_onnx(reference: Path, candidate: Path, feeds: list[Feed], scratch: Path) -> list[BlockError]:
-    """Per-block error of ``candidate`` against ``reference`` (both ONNX, the reference an fp32 export)."""
-    from pocketbert.parity.onnx_runner import OnnxRunner
+def _probes(outputs: dict[str, Any]) -> list[str]:
+    return sorted((k for k in outputs if k.startswith(PROBE)), key=lambda k: int(k[len(PROBE) :]))
 
-    probes = onnx_probes(reference)
-    if not probes:
-        raise PocketbertError(f"{reference} has no LayerNormalization blocks to probe")
-    names = [value for _, value in probes]
+
+def localize(reference: Runner, candidate: Runner, feeds: list[Feed]) -> list[BlockError]:
+    """Per-block error of ``candidate`` against ``reference``, both runners with ``probe_<i>`` outputs."""
     outputs = {}
-    for tag, path in (("reference", reference), ("candidate", candidate)):
-        probed = with_outputs(path, names, scratch / tag / "model.onnx")
-        with OnnxRunner(probed) as runner:
+    for tag, runner in (("reference", reference), ("candidate", candidate)):
+        with runner:
             outputs[tag] = [runner.infer(feed) for feed in feeds]
+    names, other = _probes(outputs["reference"][0]), _probes(outputs["candidate"][0])
+    if not names:
+        raise PocketbertError(f"{reference.name} has no LayerNorm blocks to probe")
+    if len(names) != len(other):
+        raise PocketbertError(
+            f"{candidate.name} has {len(other)} LayerNorm blocks and {reference.name} {len(names)}; "
+            "diagnose artifacts of the same model"
+        )
     rows, previous = [], 0.0
-    for label, value in probes:
+    for label, value in zip(block_labels(len(names)), names):
         cosine, rel = _block_metrics(
             [o[value] for o in outputs["reference"]], [o[value] for o in outputs["candidate"]], feeds
         )

@@ -9,6 +9,7 @@ import numpy as np
 from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.parity.runner import Feed, Runner, as_float32
+from pocketbert.tasks import Task
 
 _NP_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -52,3 +53,26 @@ class OnnxRunner(Runner):
 def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -> OnnxRunner:
     """Runner for an ONNX artifact of a manifest."""
     return OnnxRunner(out_dir / artifact.path, name=artifact.name, threads=threads)
+
+
+PROBE_OPS = ("LayerNormalization", "SkipLayerNormalization")  # SkipLayerNormalization: ORT-fused graphs
+
+
+def with_probes(path: Path, dst: Path) -> Path:
+    """A copy of an ONNX model that also outputs every layer norm's output, in graph order, as ``probe_<i>``
+    (see :mod:`pocketbert.parity.localize`): an ``Identity`` per probe, so the value names stay as they were."""
+    import onnx
+
+    model = onnx.load(str(path))
+    values = [node.output[0] for node in model.graph.node if node.op_type in PROBE_OPS]
+    for i, value in enumerate(values):
+        model.graph.node.append(onnx.helper.make_node("Identity", [value], [f"probe_{i}"], name=f"probe_{i}"))
+        model.graph.output.append(onnx.helper.make_tensor_value_info(f"probe_{i}", onnx.TensorProto.FLOAT, None))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(dst), save_as_external_data=model.ByteSize() > 1_800_000_000)
+    return dst
+
+
+def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> OnnxRunner:
+    """A runner of ``path`` whose outputs include the layer norm probes (a probed copy written below ``scratch``)."""
+    return OnnxRunner(with_probes(path, scratch / name / path.name), name=name)

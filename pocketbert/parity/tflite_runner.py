@@ -45,6 +45,7 @@ class LiteRtRunner(Runner):
         self.interpreter: Any = None
         self._runners: dict[int, Any] = {}
         self.used_buckets: list[int] = []
+        self.preserve_all_tensors = False
 
     def load(self) -> None:
         try:
@@ -52,7 +53,11 @@ class LiteRtRunner(Runner):
         except ImportError:
             raise MissingDependencyError("ai-edge-litert", "tflite") from None
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            self.interpreter = Interpreter(
+                model_path=str(self.path),
+                num_threads=self.threads,
+                experimental_preserve_all_tensors=self.preserve_all_tensors,
+            )
             available = self.interpreter.get_signature_list()
         except Exception as exc:
             raise PocketbertError(f"LiteRT cannot load {self.path}: {str(exc).strip().splitlines()[0]}") from exc
@@ -95,3 +100,66 @@ def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -
         name=artifact.name,
         threads=threads,
     )
+
+
+_LAYER_NORM = "torch.nn.modules.normalization.LayerNorm_"
+
+
+def _module_of(name: str) -> str:
+    """The module path of an op output named ``[fused paths;;]<module path>;<n>`` by litert-torch."""
+    return name.rsplit(";;", 1)[-1].rsplit(";", 1)[0]
+
+
+def layer_norm_outputs(path: Path) -> dict[str, tuple[int, list[int]]]:
+    """Per signature: its subgraph index and the tensor index of every LayerNorm output, in op order.
+
+    litert-torch decomposes a LayerNorm into ~12 ops named after its module path; its output is the last of
+    them (the bias ``ADD``), except where the value is a signature output, which gets the signature's output name:
+    there the op right after the module's ops, reading its last value, is the output.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(Path(path).read_bytes()))
+    found: dict[str, tuple[int, list[int]]] = {}
+    for sig in obj.signatureDefs:
+        subgraph = obj.subgraphs[sig.subgraphIndex]
+        names = [_module_of(subgraph.tensors[op.outputs[0]].name.decode()) for op in subgraph.operators]
+        outputs: list[int] = []
+        for i, op in enumerate(subgraph.operators):
+            norm = names[i].rsplit("/", 1)[-1].startswith(_LAYER_NORM)
+            if not norm or (i + 1 < len(names) and names[i + 1] == names[i]):
+                continue  # not the last op of a LayerNorm module
+            if flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) == "ADD":
+                outputs.append(op.outputs[0])
+            elif i + 1 < len(names) and op.outputs[0] in subgraph.operators[i + 1].inputs:
+                outputs.append(subgraph.operators[i + 1].outputs[0])
+        key = sig.signatureKey.decode() if isinstance(sig.signatureKey, bytes) else sig.signatureKey
+        found[key] = (sig.subgraphIndex, outputs)
+    return found
+
+
+class LiteRtProbeRunner(LiteRtRunner):
+    """:class:`LiteRtRunner` whose outputs also hold every LayerNorm output as ``probe_<i>`` (in op order).
+
+    Intermediate tensors are only kept with ``experimental_preserve_all_tensors``, which runs LiteRT's built-in
+    kernels instead of XNNPACK: the same graph and int8 weights, the reference kernels' rounding.
+    """
+
+    def load(self) -> None:
+        self.preserve_all_tensors = True
+        super().load()
+        self._probes = layer_norm_outputs(self.path)
+
+    def _run_one(self, bucket: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        out = super()._run_one(bucket, input_ids, attention_mask)
+        subgraph, tensors = self._probes[self.signatures[bucket]]
+        for i, tensor in enumerate(tensors):
+            out[f"probe_{i}"] = np.asarray(self.interpreter.get_tensor(tensor, subgraph), dtype=np.float32)
+        return out
+
+
+def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> LiteRtRunner:
+    """A runner of ``path`` whose outputs include the layer norm probes (see :class:`LiteRtProbeRunner`)."""
+    if not buckets:
+        raise PocketbertError(f"{name} records no sequence buckets; re-run the export")
+    return LiteRtProbeRunner(path, task=task, buckets=buckets, name=name)

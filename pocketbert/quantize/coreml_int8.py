@@ -18,32 +18,41 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
+from pocketbert.tasks import Task
+
 WEIGHT_THRESHOLD = 512  # elements; smaller tensors (biases, LayerNorm gamma/beta) stay fp16
 ACTIVATION_PASS = "compression::insert_prefix_quantize_dequantize_pair"  # quantizes the inputs of linear/add
 
 
-def _weight_config() -> Any:
+def _weight_config(float_ops: list[str] | tuple[str, ...] = ()) -> Any:
     import coremltools.optimize.coreml as cto
 
     op_config = cto.OpLinearQuantizerConfig(
         mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD
     )
-    return cto.OptimizationConfig(global_config=op_config)
+    return cto.OptimizationConfig(global_config=op_config, op_name_configs={name: None for name in float_ops})
 
 
-def quantize_weights(mlmodel: Any, target: str) -> tuple[Any, dict[str, Any]]:
-    """int8 per-channel weights of an fp16 ``mlprogram``; returns the new model and the manifest metadata."""
+def quantize_weights(
+    mlmodel: Any, target: str, float_ops: list[str] | tuple[str, ...] = ()
+) -> tuple[Any, dict[str, Any]]:
+    """int8 per-channel weights of an fp16 ``mlprogram``; returns the new model and the manifest metadata.
+
+    ``float_ops`` (MIL op names, see :func:`weight_units`) keep their weights fp16.
+    """
     import coremltools.optimize.coreml as cto
 
     # An all-zero channel (the [PAD] row of the word embeddings) gets scale 0 and coremltools divides 0 / 0; the
     # stored scale 0 still decompresses that row to exactly 0, so the NumPy warning is noise for users.
     with np.errstate(invalid="ignore", divide="ignore"):
-        quantized = cto.linear_quantize_weights(mlmodel, _weight_config())
+        quantized = cto.linear_quantize_weights(mlmodel, _weight_config(float_ops))
     op = "constexpr_blockwise_shift_scale" if target == "iOS18" else "constexpr_affine_dequantize"
     return quantized, {
         "scheme": "w8-per-channel",
@@ -141,3 +150,77 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
         float_activations=f"adds and the {len(float_linears)} feed-forward down-projection inputs stay fp16",
     )
     return quantized, info
+
+
+_WEIGHT_INPUTS = {"linear": "weight", "gather": "x", "matmul": "y", "conv": "weight"}
+
+
+def weight_units(mlmodel: Any, modules: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Unit]:
+    """Every op of an ``mlprogram`` whose weight (a constant of >= :data:`WEIGHT_THRESHOLD` elements) int8 would
+    quantize, in program order, as mixed-precision units named by MIL op name.
+
+    MIL op names (``linear_5_cast_fp16``) do not say which layer they are. ``modules`` — ``(module name, weight
+    shape)`` of the PyTorch ``Linear``/``Embedding`` modules in call order (:func:`torch_weight_modules`) — labels
+    the ``linear``/``gather`` units one to one when counts and shapes all agree; otherwise the op names stay.
+    """
+    units: list[tuple[str, str, tuple[int, ...]]] = []
+    for op in mlmodel._mil_program.functions["main"].operations:
+        name = _WEIGHT_INPUTS.get(op.op_type)
+        weight = op.inputs.get(name) if name else None
+        if weight is None or weight.val is None or np.size(weight.val) < WEIGHT_THRESHOLD:
+            continue
+        units.append((op.name, op.op_type, tuple(np.shape(weight.val))))
+    labels = [f"{kind} {name}" for name, kind, _ in units]
+    if modules is not None and len(modules) == len(units):
+        if all(shape == tuple(m_shape) for (_, _, shape), (_, m_shape) in zip(units, modules)):
+            labels = [module for module, _ in modules]
+    return [Unit(name, label) for (name, _, _), label in zip(units, labels)]
+
+
+def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, weight shape)`` of every ``Linear``/``Embedding`` of ``module`` (the deployment wrapper) in the
+    order one forward pass over ``feed`` calls them, the order they appear in the converted program."""
+    import torch
+
+    from pocketbert.wrapper import public_module_name
+
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    names = {m: public_module_name(n) for n, m in module.named_modules()}
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: calls.append((names[mod], tuple(mod.weight.shape))))
+        for m in module.modules()
+        if isinstance(m, torch.nn.Linear | torch.nn.Embedding)
+    ]
+    try:
+        with torch.inference_mode():
+            module(*(torch.as_tensor(feed[k]) for k in ("input_ids", "attention_mask")))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def search_float_ops(
+    base: Any,
+    target: str,
+    budget: str,
+    task: Task,
+    feeds: list[dict[str, np.ndarray]],
+    reference: list[dict[str, Any]],
+    runner: Callable[[Path], Any],
+    modules: list[tuple[str, tuple[int, ...]]] | None = None,
+) -> MixedPrecisionResult:
+    """Which weights of the fp16 ``base`` stay fp16 so that W8 holds ``budget`` on ``feeds`` against
+    ``reference`` (PyTorch's outputs); ``runner(path)`` runs a trial package (the MIL runner on Linux)."""
+    units = weight_units(base, modules)
+    with tempfile.TemporaryDirectory(prefix="pocketbert-coreml-trial-") as tmp:
+        path = Path(tmp) / "trial.mlpackage"
+
+        def trial(float_names: list[str]) -> Any:
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            quantize_weights(base, target, float_names)[0].save(str(path))
+            return runner(path)
+
+        return search_with_runners(units, budget, task, feeds, reference, trial)

@@ -20,6 +20,8 @@ from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.parity.gates import Gate, expand, validate_gate_key
+from pocketbert.parity.runner import Feed, Runner
+from pocketbert.tasks import Task
 
 ALIASES = {
     "cosine": ["*.cosine_min"],
@@ -129,3 +131,24 @@ def search(units: list[Unit], evaluate: Evaluate, budget: str) -> MixedPrecision
         f"budget {budget!r} is not met even with every weight in float ({', '.join(failures(gates, metrics))}); "
         "loosen it"
     )
+
+
+def search_with_runners(
+    units: list[Unit],
+    budget: str,
+    task: Task,
+    feeds: list[Feed],
+    reference: list[dict[str, Any]],
+    trial: Callable[[list[str]], Runner],
+) -> MixedPrecisionResult:
+    """:func:`search` for any format: ``trial(float_names)`` quantizes every unit except ``float_names`` and
+    returns a runner of the result, which runs ``feeds`` and is compared with ``reference`` (the float model's
+    outputs on the same feeds) by parity's own metrics."""
+    from pocketbert.parity.metrics import compare_outputs
+
+    def evaluate(quantized: set[str]) -> dict[str, float]:
+        with trial([u.name for u in units if u.name not in quantized]) as runner:
+            outputs = [runner.infer(feed) for feed in feeds]
+        return compare_outputs(task, feeds, reference, outputs)
+
+    return search(units, evaluate, budget)

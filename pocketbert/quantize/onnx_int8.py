@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.metrics import compare_outputs
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
 from pocketbert.quantize.onnx_fusion import fuse_transformer
 from pocketbert.tasks import Task
 
@@ -103,13 +102,6 @@ def _quantize(pre: Path, dst: Path, per_channel: bool, exclude: list[str]) -> No
     )
 
 
-def _run_all(path: Path, feeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from pocketbert.parity.onnx_runner import OnnxRunner
-
-    with OnnxRunner(path) as runner:
-        return [runner.infer(feed) for feed in feeds]
-
-
 def budgeted_search(
     pre: Path,
     scratch: Path,
@@ -120,18 +112,21 @@ def budgeted_search(
     names_from: Path | None = None,
 ) -> MixedPrecisionResult:
     """Mixed-precision search on a pre-processed graph, measured against that float graph on ``feeds``."""
-    units = weight_units(pre, names_from)
-    reference = _run_all(pre, feeds)
-    trial = scratch / "onnx-trial" / "model.onnx"
+    from pocketbert.parity.onnx_runner import OnnxRunner
 
-    def evaluate(quantized: set[str]) -> dict[str, float]:
-        _quantize(pre, trial, per_channel, [u.name for u in units if u.name not in quantized])
-        return compare_outputs(task, feeds, reference, _run_all(trial, feeds))
+    units = weight_units(pre, names_from)
+    with OnnxRunner(pre) as runner:
+        reference = [runner.infer(feed) for feed in feeds]
+    path = scratch / "onnx-trial" / "model.onnx"
+
+    def trial(float_names: list[str]) -> OnnxRunner:
+        _quantize(pre, path, per_channel, float_names)
+        return OnnxRunner(path)
 
     try:
-        return search(units, evaluate, budget)
+        return search_with_runners(units, budget, task, feeds, reference, trial)
     finally:
-        shutil.rmtree(trial.parent, ignore_errors=True)
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def quantize_dynamic_int8(

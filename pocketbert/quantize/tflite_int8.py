@@ -20,11 +20,17 @@ multi-signature model, and its recipes are per-op, which is what keeping lossy o
 
 from __future__ import annotations
 
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pocketbert.errors import PocketbertError
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
+from pocketbert.tasks import Task
 
 DYNAMIC_RECIPE = "dynamic_wi8_afp32"
 SCHEME_NAMES = {"dynamic": "dynamic-per-channel", "static": "static-per-channel"}
@@ -73,15 +79,108 @@ def _op_lists(model: bytes) -> dict[str, list[str]]:
     return {"int8_ops": integer, "float_ops": floating}
 
 
-def quantize_dynamic_int8(model: bytes) -> tuple[bytes, dict[str, Any]]:
-    """int8 weights per channel, float activations (``dynamic_wi8_afp32``); returns the model and its metadata."""
+def _keep_float(qt: Any, modules: list[str]) -> None:
+    """Recipe rules that leave the ops of ``modules`` (litert-torch module paths, see :func:`weight_units`) float.
+
+    ai-edge-quantizer matches ``re.search`` on each op's output tensor name and the last matching rule wins. An op
+    output is named ``<module path>;<n>`` (``n`` differs per signature), behind the paths of ops litert-torch fused
+    into it joined by ``;;``; ai-edge-quantizer appends ``;`` (its op scope). A rule anchored on ``;;`` or the start
+    and on ``;<n>;`` at the end matches that module alone.
+    """
+    from ai_edge_quantizer import qtyping
+
+    for module in modules:
+        qt.update_quantization_recipe(
+            regex=rf"(^|;;){re.escape(module)};\d+;?$",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            algorithm_key="no_quantize",
+        )
+
+
+def quantize_dynamic_int8(
+    model: bytes, float_modules: list[str] | tuple[str, ...] = ()
+) -> tuple[bytes, dict[str, Any]]:
+    """int8 weights per channel, float activations (``dynamic_wi8_afp32``); returns the model and its metadata.
+
+    ``float_modules`` (module paths from :func:`weight_units`) keep their weights float.
+    """
     from ai_edge_quantizer import recipe
 
-    quantized = _run_quantizer(model, lambda qt: qt.load_quantization_recipe(recipe.dynamic_wi8_afp32()))
+    def configure(qt: Any) -> None:
+        qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        _keep_float(qt, list(float_modules))
+
+    quantized = _run_quantizer(model, configure)
     return quantized, {
         "recipe": f"ai-edge-quantizer {DYNAMIC_RECIPE}",
         **_op_lists(quantized),
     }
+
+
+_WEIGHT_OPS = ("FULLY_CONNECTED", "EMBEDDING_LOOKUP", "BATCH_MATMUL", "CONV_2D")
+_MODULE_NAME = re.compile(r"(?:^|;;)([^;]+);\d+$")
+
+
+def _attribute(segment: str) -> str:
+    """``transformers.models.bert.modeling_bert.BertLayer_0`` -> ``0``: litert-torch names each step of a
+    module path ``<qualified class>_<attribute>``."""
+    cls = segment.rsplit(".", 1)[-1].lstrip("_")
+    return cls.split("_", 1)[1] if "_" in cls else ""
+
+
+def dotted_module(path: str) -> str:
+    """A litert-torch module path as the model author writes it: ``encoder.layer.0.attention.self.query``."""
+    parts = [_attribute(s) for s in path.split("/")]
+    parts = [("layer." + p if p.isdigit() else p) for p in parts if p and p != "inner"]
+    return ".".join(parts) or path
+
+
+def weight_units(model: bytes) -> list[Unit]:
+    """Every op of the first signature with a constant weight operand (fully connected layers, embedding tables),
+    as mixed-precision units: ``name`` is the litert-torch module path (the same in every signature), ``module``
+    its dotted form."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    subgraph = obj.subgraphs[0]
+    units: list[Unit] = []
+    for op in subgraph.operators:
+        if flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) not in _WEIGHT_OPS:
+            continue
+        constant = any(
+            i >= 0
+            and obj.buffers[subgraph.tensors[i].buffer].data is not None
+            or i >= 0
+            and obj.buffers[subgraph.tensors[i].buffer].offset > 1
+            for i in op.inputs
+        )
+        name = subgraph.tensors[op.outputs[0]].name
+        match = _MODULE_NAME.search(name.decode() if isinstance(name, bytes) else name)
+        if constant and match and all(u.name != match.group(1) for u in units):
+            units.append(Unit(match.group(1), dotted_module(match.group(1))))
+    return units
+
+
+def search_float_modules(
+    model: bytes,
+    budget: str,
+    task: Task,
+    feeds: list[dict[str, np.ndarray]],
+    reference: list[dict[str, Any]],
+    runner: Callable[[Path], Any],
+) -> MixedPrecisionResult:
+    """Which weight ops dynamic int8 must leave float so that ``budget`` holds on ``feeds`` (compared with
+    ``reference``, the float model's outputs); ``runner(path)`` runs a trial ``.tflite`` file in LiteRT. Pass the
+    result's float unit names to :func:`quantize_dynamic_int8`."""
+    units = weight_units(model)
+    with tempfile.TemporaryDirectory(prefix="pocketbert-tflite-trial-") as tmp:
+        path = Path(tmp) / "trial.tflite"
+
+        def trial(float_names: list[str]) -> Any:
+            path.write_bytes(quantize_dynamic_int8(model, float_names)[0])
+            return runner(path)
+
+        return search_with_runners(units, budget, task, feeds, reference, trial)
 
 
 def quantize_static_int8(model: bytes, calibration: Calibration) -> tuple[bytes, dict[str, Any]]:
