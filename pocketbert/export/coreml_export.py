@@ -41,7 +41,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter
-from pocketbert.quantize.mixed import MixedPrecisionResult
+from pocketbert.quantize.mixed import MixedPrecisionResult, torch_weight_modules
 from pocketbert.tasks import INPUT_NAMES, output_specs
 
 MODEL_FILE = "model.mlpackage"
@@ -209,7 +209,7 @@ class CoreMLExporter(Exporter):
         feeds = ctx.budget_feeds()
         with WrapperRunner(ctx.wrapper()) as reference_runner:
             reference = [reference_runner.infer(feed) for feed in feeds]
-        modules = coreml_int8.torch_weight_modules(ctx.wrapper(), feeds[0])
+        modules = torch_weight_modules(ctx.wrapper(), feeds[0])
         buckets = enumerated_buckets(ctx)
 
         def runner(path: Path) -> MilRunner:

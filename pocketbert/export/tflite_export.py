@@ -23,7 +23,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter, int8_scheme
-from pocketbert.quantize.mixed import MixedPrecisionResult
+from pocketbert.quantize.mixed import MixedPrecisionResult, torch_weight_modules
 from pocketbert.tasks import INPUT_NAMES
 
 MODEL_FILE = "model.tflite"
@@ -191,7 +191,9 @@ class TfliteExporter(Exporter):
             return LiteRtRunner(path, ctx.loaded.task, buckets, {int(b): s for b, s in signatures.items()})
 
         budget = str(ctx.settings.int8_budget)
-        return tflite_int8.search_float_modules(self._fp32(ctx), budget, ctx.loaded.task, feeds, reference, runner)
+        modules = torch_weight_modules(ctx.wrapper(), feeds[0])
+        task = ctx.loaded.task
+        return tflite_int8.search_float_modules(self._fp32(ctx), budget, task, feeds, reference, runner, modules)
 
     def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
         from pocketbert.quantize import tflite_int8
@@ -231,8 +233,8 @@ class TfliteExporter(Exporter):
         if kind == "none":
             model, metadata = fp32, {"recipe": "litert-torch default conversion"}
         elif kind == "dynamic":
-            float_modules = [u["name"] for u in mixed.float_units] if mixed else []
-            model, metadata = tflite_int8.quantize_dynamic_int8(fp32, float_modules)
+            float_ops = [u["name"] for u in mixed.float_units] if mixed else []
+            model, metadata = tflite_int8.quantize_dynamic_int8(fp32, float_ops)
             metadata.update(mixed_precision)
         else:
             model, metadata = tflite_int8.quantize_static_int8(fp32, samples)

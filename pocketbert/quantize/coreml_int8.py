@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, module_labels, search_with_runners
 from pocketbert.tasks import Task
 
 WEIGHT_THRESHOLD = 512  # elements; smaller tensors (biases, LayerNorm gamma/beta) stay fp16
@@ -159,9 +159,9 @@ def weight_units(mlmodel: Any, modules: list[tuple[str, tuple[int, ...]]] | None
     """Every op of an ``mlprogram`` whose weight (a constant of >= :data:`WEIGHT_THRESHOLD` elements) int8 would
     quantize, in program order, as mixed-precision units named by MIL op name.
 
-    MIL op names (``linear_5_cast_fp16``) do not say which layer they are. ``modules`` — ``(module name, weight
-    shape)`` of the PyTorch ``Linear``/``Embedding`` modules in call order (:func:`torch_weight_modules`) — labels
-    the ``linear``/``gather`` units one to one when counts and shapes all agree; otherwise the op names stay.
+    MIL op names (``linear_5_cast_fp16``) do not say which layer they are: ``modules`` (PyTorch's weights in call
+    order, :func:`~pocketbert.quantize.mixed.torch_weight_modules`) labels them (:func:`module_labels`) when
+    every op matches one; otherwise the op names stay.
     """
     units: list[tuple[str, str, tuple[int, ...]]] = []
     for op in mlmodel._mil_program.functions["main"].operations:
@@ -170,34 +170,8 @@ def weight_units(mlmodel: Any, modules: list[tuple[str, tuple[int, ...]]] | None
         if weight is None or weight.val is None or np.size(weight.val) < WEIGHT_THRESHOLD:
             continue
         units.append((op.name, op.op_type, tuple(np.shape(weight.val))))
-    labels = [f"{kind} {name}" for name, kind, _ in units]
-    if modules is not None and len(modules) == len(units):
-        if all(shape == tuple(m_shape) for (_, _, shape), (_, m_shape) in zip(units, modules)):
-            labels = [module for module, _ in modules]
+    labels = module_labels([shape for _, _, shape in units], modules) or [f"{kind} {name}" for name, kind, _ in units]
     return [Unit(name, label) for (name, _, _), label in zip(units, labels)]
-
-
-def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    """``(name, weight shape)`` of every ``Linear``/``Embedding`` of ``module`` (the deployment wrapper) in the
-    order one forward pass over ``feed`` calls them, the order they appear in the converted program."""
-    import torch
-
-    from pocketbert.wrapper import public_module_name
-
-    calls: list[tuple[str, tuple[int, ...]]] = []
-    names = {m: public_module_name(n) for n, m in module.named_modules()}
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, _o: calls.append((names[mod], tuple(mod.weight.shape))))
-        for m in module.modules()
-        if isinstance(m, torch.nn.Linear | torch.nn.Embedding)
-    ]
-    try:
-        with torch.inference_mode():
-            module(*(torch.as_tensor(feed[k]) for k in ("input_ids", "attention_mask")))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return calls
 
 
 def search_float_ops(

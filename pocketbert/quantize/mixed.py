@@ -152,3 +152,42 @@ def search_with_runners(
         return compare_outputs(task, feeds, reference, outputs)
 
     return search(units, evaluate, budget)
+
+
+def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, weight shape)`` of every ``Linear``/``Embedding`` of ``module`` (the deployment wrapper) in the
+    order one forward pass over ``feed`` calls them, which is the order their ops appear in a converted graph."""
+    import torch
+
+    from pocketbert.wrapper import public_module_name
+
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    names = {m: public_module_name(n) for n, m in module.named_modules()}
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: calls.append((names[mod], tuple(mod.weight.shape))))
+        for m in module.modules()
+        if isinstance(m, torch.nn.Linear | torch.nn.Embedding)
+    ]
+    try:
+        with torch.inference_mode():
+            module(*(torch.as_tensor(feed[k]) for k in ("input_ids", "attention_mask")))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def module_labels(shapes: list[tuple[int, ...]], modules: list[tuple[str, tuple[int, ...]]] | None) -> list[str] | None:
+    """Names for weight ops of a converted graph from :func:`torch_weight_modules`: the ops, in graph order, are
+    matched in order to the modules with the same weight shape (a module the converter folded away, such as a
+    position-embedding lookup turned into a constant slice, is skipped). ``None`` unless every op is matched."""
+    if modules is None:
+        return None
+    labels: list[str] = []
+    remaining = iter(modules)
+    for shape in shapes:
+        match = next((name for name, m_shape in remaining if tuple(m_shape) == tuple(shape)), None)
+        if match is None:
+            return None
+        labels.append(match)
+    return labels

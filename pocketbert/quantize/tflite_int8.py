@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, module_labels, search_with_runners
 from pocketbert.tasks import Task
 
 DYNAMIC_RECIPE = "dynamic_wi8_afp32"
@@ -67,7 +67,7 @@ def _run_quantizer(model: bytes, configure: Any, calibration: Calibration | None
         result = None
         if calibration is not None:
             result = qt.calibrate(calibration, num_threads=1)
-        quantized = qt.quantize(result, enable_progress_report=False).quantized_model
+        quantized = qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model
     except Exception as exc:  # the quantizer raises ValueError/RuntimeError with a long first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PocketbertError(f"ai-edge-quantizer could not quantize the TFLite model: {first}") from exc
@@ -79,36 +79,34 @@ def _op_lists(model: bytes) -> dict[str, list[str]]:
     return {"int8_ops": integer, "float_ops": floating}
 
 
-def _keep_float(qt: Any, modules: list[str]) -> None:
-    """Recipe rules that leave the ops of ``modules`` (litert-torch module paths, see :func:`weight_units`) float.
+def _keep_float(qt: Any, stems: list[str]) -> None:
+    """Recipe rules that leave the ops named by ``stems`` (see :func:`weight_units`) float.
 
-    ai-edge-quantizer matches ``re.search`` on each op's output tensor name and the last matching rule wins. An op
-    output is named ``<module path>;<n>`` (``n`` differs per signature), behind the paths of ops litert-torch fused
-    into it joined by ``;;``; ai-edge-quantizer appends ``;`` (its op scope). A rule anchored on ``;;`` or the start
-    and on ``;<n>;`` at the end matches that module alone.
+    ai-edge-quantizer matches ``re.search`` on each op's scope (its output tensor name plus ``;``) and the last
+    matching rule wins. litert-torch names an op output ``<stem>;<n>``, where the stem (module paths, fused ones
+    joined by ``;;``) is the same in every signature and ``n`` differs, so a rule anchored at both ends on the
+    stem and ``;<n>`` matches that op in every signature and nothing else.
     """
     from ai_edge_quantizer import qtyping
 
-    for module in modules:
+    for stem in stems:
         qt.update_quantization_recipe(
-            regex=rf"(^|;;){re.escape(module)};\d+;?$",
+            regex=rf"^{re.escape(stem)};\d+;?$",
             operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
             algorithm_key="no_quantize",
         )
 
 
-def quantize_dynamic_int8(
-    model: bytes, float_modules: list[str] | tuple[str, ...] = ()
-) -> tuple[bytes, dict[str, Any]]:
+def quantize_dynamic_int8(model: bytes, float_ops: list[str] | tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any]]:
     """int8 weights per channel, float activations (``dynamic_wi8_afp32``); returns the model and its metadata.
 
-    ``float_modules`` (module paths from :func:`weight_units`) keep their weights float.
+    ``float_ops`` (unit names from :func:`weight_units`) keep their weights float.
     """
     from ai_edge_quantizer import recipe
 
     def configure(qt: Any) -> None:
         qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-        _keep_float(qt, list(float_modules))
+        _keep_float(qt, list(float_ops))
 
     quantized = _run_quantizer(model, configure)
     return quantized, {
@@ -118,7 +116,7 @@ def quantize_dynamic_int8(
 
 
 _WEIGHT_OPS = ("FULLY_CONNECTED", "EMBEDDING_LOOKUP", "BATCH_MATMUL", "CONV_2D")
-_MODULE_NAME = re.compile(r"(?:^|;;)([^;]+);\d+$")
+_SUFFIX = re.compile(r";\d+$")
 
 
 def _attribute(segment: str) -> str:
@@ -128,37 +126,49 @@ def _attribute(segment: str) -> str:
     return cls.split("_", 1)[1] if "_" in cls else ""
 
 
-def dotted_module(path: str) -> str:
-    """A litert-torch module path as the model author writes it: ``encoder.layer.0.attention.self.query``."""
+def dotted_module(stem: str) -> str:
+    """The last module path of an op's name stem, dotted: ``encoder.layer.0.attention.self.query``.
+
+    Only a fallback label: litert-torch sometimes names fused ops after a neighbour (the key and value projections
+    of a real BERT come out as ``…;;Linear_key;;…Linear_query``).
+    """
+    path = stem.rsplit(";;", 1)[-1]
     parts = [_attribute(s) for s in path.split("/")]
     parts = [("layer." + p if p.isdigit() else p) for p in parts if p and p != "inner"]
     return ".".join(parts) or path
 
 
-def weight_units(model: bytes) -> list[Unit]:
+def weight_units(model: bytes, modules: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Unit]:
     """Every op of the first signature with a constant weight operand (fully connected layers, embedding tables),
-    as mixed-precision units: ``name`` is the litert-torch module path (the same in every signature), ``module``
-    its dotted form."""
+    in op order, as mixed-precision units named by their output's stem (see :func:`_keep_float`).
+
+    ``modules`` (PyTorch's weights in call order, :func:`~pocketbert.quantize.mixed.torch_weight_modules`) labels
+    them by :func:`~pocketbert.quantize.mixed.module_labels`, since litert-torch's names can mislead; without a
+    full match the labels fall back to :func:`dotted_module`.
+    """
     from ai_edge_litert.tools import flatbuffer_utils
 
     obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
     subgraph = obj.subgraphs[0]
-    units: list[Unit] = []
+    found: dict[str, tuple[int, ...]] = {}
     for op in subgraph.operators:
         if flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) not in _WEIGHT_OPS:
             continue
-        constant = any(
-            i >= 0
-            and obj.buffers[subgraph.tensors[i].buffer].data is not None
-            or i >= 0
-            and obj.buffers[subgraph.tensors[i].buffer].offset > 1
+        weights = [
+            subgraph.tensors[i]
             for i in op.inputs
-        )
+            if i >= 0
+            and (
+                obj.buffers[subgraph.tensors[i].buffer].data is not None
+                or obj.buffers[subgraph.tensors[i].buffer].offset > 1
+            )
+        ]
         name = subgraph.tensors[op.outputs[0]].name
-        match = _MODULE_NAME.search(name.decode() if isinstance(name, bytes) else name)
-        if constant and match and all(u.name != match.group(1) for u in units):
-            units.append(Unit(match.group(1), dotted_module(match.group(1))))
-    return units
+        stem = _SUFFIX.sub("", name.decode() if isinstance(name, bytes) else name)
+        if weights and stem not in found:
+            found[stem] = tuple(int(d) for d in max(weights, key=lambda t: int(np.prod(t.shape))).shape)
+    labels = module_labels(list(found.values()), modules) or [dotted_module(stem) for stem in found]
+    return [Unit(stem, label) for stem, label in zip(found, labels)]
 
 
 def search_float_modules(
@@ -168,11 +178,12 @@ def search_float_modules(
     feeds: list[dict[str, np.ndarray]],
     reference: list[dict[str, Any]],
     runner: Callable[[Path], Any],
+    modules: list[tuple[str, tuple[int, ...]]] | None = None,
 ) -> MixedPrecisionResult:
     """Which weight ops dynamic int8 must leave float so that ``budget`` holds on ``feeds`` (compared with
     ``reference``, the float model's outputs); ``runner(path)`` runs a trial ``.tflite`` file in LiteRT. Pass the
     result's float unit names to :func:`quantize_dynamic_int8`."""
-    units = weight_units(model)
+    units = weight_units(model, modules)
     with tempfile.TemporaryDirectory(prefix="pocketbert-tflite-trial-") as tmp:
         path = Path(tmp) / "trial.tflite"
 
