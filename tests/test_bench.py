@@ -64,7 +64,7 @@ def test_quick_bench_writes_json_markdown_and_png(quick_run):
     with pytest.raises(jsonschema.ValidationError):
         validate(broken)
     assert report["settings"]["seqs"] == [16, 32] and report["settings"]["repeats"] == 3
-    assert report["settings"]["threads"] == 1
+    assert report["settings"]["threads"] == 1 and report["settings"]["settle"] == 1
     assert [r["name"] for r in report["runners"]] == ["baseline", *STUDENT_RUNNERS]
     assert all(r["status"] == "ok" for r in report["runners"]), [(r["name"], r["error"]) for r in report["runners"]]
     for row in report["runners"]:
@@ -169,6 +169,21 @@ def test_a_worker_dying_mid_run_drops_only_that_runner():
     assert timed[("a", 16)].array().shape == (3, 2) and timed[("c", 16)].array().shape == (3, 2)
     assert timed[("b", 16)].samples == [] and timed[("b", 16)].error
     assert calls[:3] == ["a", "b", "c"] and calls[3:5] == ["b", "c"]  # round 2 starts one runner later
+
+
+def test_each_visit_settles_untimed_before_timing():
+    from pocketbert.runtime_bench.worker import _Child
+
+    class Counting:
+        calls = 0
+
+        def infer(self, feed):
+            Counting.calls += 1
+
+    child = _Child()
+    child.runner, child.feeds = Counting(), {16: {}}
+    assert len(child.time(16, k=3, settle=2)) == 3 and Counting.calls == 5
+    assert len(child.time(16, k=1)) == 1 and Counting.calls == 6
 
 
 def test_round_order_rotates_so_every_runner_leads_once():

@@ -71,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         iterations=args.iterations,
+        settle=args.settle,
         quick=args.quick,
     )
     rules = None
@@ -117,6 +118,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="interleaved timing rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed inferences per length (default 3)")
     parser.add_argument("--iterations", type=int, default=1, help="timed inferences per runner per round (default 1)")
+    parser.add_argument(
+        "--settle",
+        type=int,
+        default=1,
+        help="untimed inferences at the start of each visit, so every runner is timed warm (default 1; 0 = cold)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: seq 16,32, 3 rounds, 1 warm-up")
     parser.add_argument("--check", type=Path, default=None, metavar="RULES.toml", help="ratio gates; exit 1 on a miss")
     parser.add_argument("--report", type=Path, default=None, help="report dir (default ARTIFACTS_DIR/report)")

@@ -47,6 +47,8 @@ class BenchConfig:
         seqs: sequence lengths in tokens; ``None`` = the defaults (lengths beyond the student's limit dropped).
         batch: rows per feed. threads: threads of every runtime. repeats: interleaved rounds ``R``.
         warmup: untimed inferences per length after the first. iterations: timed inferences per visit ``K``.
+        settle: untimed inferences at the start of every visit, so a runner is timed with its own weights in
+            cache and after the previous runner's thread pool (ONNX Runtime and OpenMP spin after a call) went idle.
         quick: smoke settings (lengths 16 and 32, 3 rounds, 1 warm-up) unless given explicitly.
     """
 
@@ -58,6 +60,7 @@ class BenchConfig:
     repeats: int | None = None
     warmup: int | None = None
     iterations: int = 1
+    settle: int = 1
     quick: bool = False
     extra_specs: list[RunnerSpec] = field(default_factory=list)  # for tests: runners beyond the manifest's
 
@@ -89,6 +92,7 @@ def _check_numbers(config: BenchConfig) -> None:
         (config.warmup, "--warmup", 0),
         (config.batch, "--batch", 1),
         (config.iterations, "--iterations", 1),
+        (config.settle, "--settle", 0),
     ):
         if value is not None and value < low:
             raise PocketbertError(f"{what} must be at least {low}, got {value}")
@@ -100,7 +104,7 @@ def _check_numbers(config: BenchConfig) -> None:
             raise PocketbertError(f"sequence lengths must be at least 2 ([CLS] and [SEP]), got {bad[0]}")
 
 
-def _settle(config: BenchConfig, max_positions: int, hooks: Hooks) -> tuple[list[int], int, int, int]:
+def _resolve(config: BenchConfig, max_positions: int, hooks: Hooks) -> tuple[list[int], int, int, int]:
     """Lengths, threads, repeats and warm-up after defaults and ``--quick``; one-line error for impossible lengths."""
     if config.seqs is None:
         wanted = list(QUICK_SEQS if config.quick else DEFAULT_SEQS)
@@ -253,7 +257,7 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
     out_dir = Path(config.out_dir)
     manifest = load_bench_manifest(out_dir)
     model = manifest["model"]
-    seqs, threads, repeats, warmup = _settle(config, int(model["max_positions"]), hooks)
+    seqs, threads, repeats, warmup = _resolve(config, int(model["max_positions"]), hooks)
     tokenizer = _student_tokenizer(out_dir)
     feeds = make_feeds(tokenizer, seqs, config.batch)
     specs = plan_specs(manifest, out_dir, config.baseline) + list(config.extra_specs)
@@ -306,7 +310,7 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
             cells[spec.name] = ok
         load_before = load_average()
         hooks.stage(f"timing {len(workers)} runners × {len(seqs)} lengths × {repeats} rounds", visits(cells, repeats))
-        timers = {name: _timer(worker) for name, worker in workers.items()}
+        timers = {name: _timer(worker, config.settle) for name, worker in workers.items()}
         timed, crashed = run_rounds(timers, cells, seqs, repeats, config.iterations, hooks.advance)
         for name, error in crashed.items():
             rows[name]["status"], rows[name]["error"] = "failed", error
@@ -326,9 +330,9 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
     ) | {"load_average_during": {"before_timing": load_before, "after_timing": load_average()}}
 
 
-def _timer(worker: Worker) -> Any:
+def _timer(worker: Worker, settle: int) -> Any:
     def time_it(seq: int, k: int) -> list[float]:
-        return worker.request({"cmd": "time", "seq": seq, "k": k})
+        return worker.request({"cmd": "time", "seq": seq, "k": k, "settle": settle})
 
     return time_it
 
@@ -450,6 +454,7 @@ def _assemble(
             "repeats": repeats,
             "warmup": warmup,
             "iterations": config.iterations,
+            "settle": config.settle,
             "quick": config.quick,
             "schedule": "interleaved rounds, runner order rotated each round",
             "bootstrap": "2000 resamples of rounds, 95% percentile interval; ratios paired by round",

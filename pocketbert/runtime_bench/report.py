@@ -56,7 +56,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# pocketbert bench: {report['student']['source']} vs {report['baseline']['source']}",
         "",
         f"- task {report['student']['task']}; batch {s['batch']}; threads {s['threads']}; {s['repeats']} rounds × "
-        f"{s['iterations']} timed inferences, {s['warmup']} warm-up; {s['schedule']}",
+        f"{s['iterations']} timed inferences after {s.get('settle', 0)} untimed per visit, {s['warmup']} warm-up; "
+        f"{s['schedule']}",
         f"- machine: {m['cpu_model']}, {m['usable_cores']} usable / {m['logical_cores']} logical cores; "
         f"flags {' '.join(m['cpu_flags']) or 'unknown'}; {m['os']}; load average {m['load_average']}",
         f"- libraries: {libs}",

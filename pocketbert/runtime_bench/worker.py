@@ -7,7 +7,8 @@ line explains a crash). Requests:
 
 * ``setup``: build the runner (threads pinned), run the first inference and the warm-up on every feed; replies
   with load and first-inference seconds, facts about the runner and per-length errors;
-* ``time``: ``k`` timed inferences of one feed, replies their durations in seconds (``time.perf_counter``);
+* ``time``: ``settle`` untimed then ``k`` timed inferences of one feed, replies the durations in seconds
+  (``time.perf_counter``);
 * ``outputs``: run a list of feeds, reply their outputs (for agreement with the baseline);
 * ``memory``: peak and current resident set size in bytes (``VmHWM`` / ``VmRSS`` of ``/proc/self/status``);
 * ``exit``.
@@ -138,8 +139,10 @@ class _Child:
             "import_s": import_s,
         }
 
-    def time(self, seq: int, k: int) -> list[float]:
+    def time(self, seq: int, k: int, settle: int = 0) -> list[float]:
         feed, infer, clock = self.feeds[seq], self.runner.infer, time.perf_counter
+        for _ in range(settle):
+            infer(feed)
         durations = []
         for _ in range(k):
             begin = clock()
@@ -169,7 +172,7 @@ def serve() -> None:
             if command == "setup":
                 reply: Any = child.setup(request["spec"], request["threads"], request["feeds"], request["warmup"])
             elif command == "time":
-                reply = child.time(request["seq"], request["k"])
+                reply = child.time(request["seq"], request["k"], request.get("settle", 0))
             elif command == "outputs":
                 reply = child.outputs(request["feeds"])
             elif command == "memory":
