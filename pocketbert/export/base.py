@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.export.artifact import Artifact, ExportSettings, TensorInfo
 from pocketbert.loading import LoadedModel
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit
 from pocketbert.tasks import INPUT_NAMES, output_specs
 
 # format name -> module defining ``EXPORTER``
@@ -86,6 +88,28 @@ class ExportContext:
         from pocketbert.parity.data import build_feeds
 
         return build_feeds(self.loaded.tokenizer, self.calibration_texts(), self.settings.max_length)
+
+    def budget_search(
+        self,
+        units: Callable[[list[tuple[str, tuple[int, ...]]]], list[Unit]],
+        build: Callable[[list[str], Path], None],
+        runner: Callable[[Path], Any],
+        filename: str,
+    ) -> MixedPrecisionResult:
+        """The weight ops int8 keeps float under ``--budget``, each trial artifact run in its own runtime on the
+        budget feeds against the PyTorch model (see :func:`pocketbert.quantize.mixed.search_trials`).
+
+        ``units(modules)`` lists the format's weight ops, labelled from PyTorch's weights in call order.
+        """
+        from pocketbert.parity.torch_runner import WrapperRunner
+        from pocketbert.quantize.mixed import search_trials, torch_weight_modules
+
+        feeds = self.budget_feeds()
+        with WrapperRunner(self.wrapper()) as reference_runner:
+            reference = [reference_runner.infer(feed) for feed in feeds]
+        found = units(torch_weight_modules(self.wrapper(), feeds[0]))
+        budget, task = str(self.settings.int8_budget), self.loaded.task
+        return search_trials(found, budget, task, feeds, reference, build, runner, filename)
 
     def output_infos(self, shape_of: dict[str, list[Any]], dtype: str = "float32") -> list[TensorInfo]:
         """Output descriptions in task order; ``shape_of`` maps the symbolic letters (B, S, H, L) to sizes."""

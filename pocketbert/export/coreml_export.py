@@ -41,7 +41,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter
-from pocketbert.quantize.mixed import MixedPrecisionResult, torch_weight_modules
+from pocketbert.quantize.mixed import MixedPrecisionResult
 from pocketbert.tasks import INPUT_NAMES, output_specs
 
 MODEL_FILE = "model.mlpackage"
@@ -201,23 +201,17 @@ class CoreMLExporter(Exporter):
 
     def _budget_search(self, ctx: ExportContext, base: Any) -> MixedPrecisionResult:
         """The weights W8 keeps fp16 under ``--budget``: each trial package runs in the MIL reference runner (the
-        package's own program and weights) on the calibration texts, against the PyTorch model."""
+        package's own program and fp16 numerics)."""
         from pocketbert.parity.coreml_runner import MilRunner
-        from pocketbert.parity.torch_runner import WrapperRunner
         from pocketbert.quantize import coreml_int8
 
-        feeds = ctx.budget_feeds()
-        with WrapperRunner(ctx.wrapper()) as reference_runner:
-            reference = [reference_runner.infer(feed) for feed in feeds]
-        modules = torch_weight_modules(ctx.wrapper(), feeds[0])
-        buckets = enumerated_buckets(ctx)
-
-        def runner(path: Path) -> MilRunner:
-            return MilRunner(path, buckets=buckets, task=ctx.loaded.task)
-
-        budget = str(ctx.settings.int8_budget)
-        target = ctx.settings.coreml_target
-        return coreml_int8.search_float_ops(base, target, budget, ctx.loaded.task, feeds, reference, runner, modules)
+        target, buckets = ctx.settings.coreml_target, enumerated_buckets(ctx)
+        return ctx.budget_search(
+            units=lambda modules: coreml_int8.weight_units(base, modules),
+            build=lambda floats, path: coreml_int8.save_trial(base, target, floats, path),
+            runner=lambda path: MilRunner(path, buckets=buckets, task=ctx.loaded.task),
+            filename=MODEL_FILE,
+        )
 
     def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
         from pocketbert.quantize import coreml_int8

@@ -23,7 +23,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
 from pocketbert.export.base import ExportContext, Exporter, int8_scheme
-from pocketbert.quantize.mixed import MixedPrecisionResult, torch_weight_modules
+from pocketbert.quantize.mixed import MixedPrecisionResult
 from pocketbert.tasks import INPUT_NAMES
 
 MODEL_FILE = "model.tflite"
@@ -176,24 +176,19 @@ class TfliteExporter(Exporter):
         return ctx.cache["tflite_fp32"]
 
     def _budget_search(self, ctx: ExportContext, signatures: dict[str, str]) -> MixedPrecisionResult:
-        """The weight ops dynamic int8 keeps float under ``--budget``, measured in LiteRT on the calibration texts
-        (alone and in padded batches) against the PyTorch model."""
+        """The weight ops dynamic int8 keeps float under ``--budget``, each trial run in LiteRT."""
         from pocketbert.parity.tflite_runner import LiteRtRunner
-        from pocketbert.parity.torch_runner import WrapperRunner
         from pocketbert.quantize import tflite_int8
 
-        feeds = ctx.budget_feeds()
-        with WrapperRunner(ctx.wrapper()) as reference_runner:
-            reference = [reference_runner.infer(feed) for feed in feeds]
+        fp32 = self._fp32(ctx)
         buckets = list(ctx.settings.sequence_buckets)
-
-        def runner(path: Path) -> LiteRtRunner:
-            return LiteRtRunner(path, ctx.loaded.task, buckets, {int(b): s for b, s in signatures.items()})
-
-        budget = str(ctx.settings.int8_budget)
-        modules = torch_weight_modules(ctx.wrapper(), feeds[0])
-        task = ctx.loaded.task
-        return tflite_int8.search_float_modules(self._fp32(ctx), budget, task, feeds, reference, runner, modules)
+        by_bucket = {int(b): s for b, s in signatures.items()}
+        return ctx.budget_search(
+            units=lambda modules: tflite_int8.weight_units(fp32, modules),
+            build=lambda floats, path: path.write_bytes(tflite_int8.quantize_dynamic_int8(fp32, floats)[0]),
+            runner=lambda path: LiteRtRunner(path, ctx.loaded.task, buckets, by_bucket),
+            filename=MODEL_FILE,
+        )
 
     def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
         from pocketbert.quantize import tflite_int8

@@ -18,14 +18,12 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, module_labels, search_with_runners
-from pocketbert.tasks import Task
+from pocketbert.quantize.mixed import Unit, module_labels
 
 WEIGHT_THRESHOLD = 512  # elements; smaller tensors (biases, LayerNorm gamma/beta) stay fp16
 ACTIVATION_PASS = "compression::insert_prefix_quantize_dequantize_pair"  # quantizes the inputs of linear/add
@@ -174,27 +172,9 @@ def weight_units(mlmodel: Any, modules: list[tuple[str, tuple[int, ...]]] | None
     return [Unit(name, label) for (name, _, _), label in zip(units, labels)]
 
 
-def search_float_ops(
-    base: Any,
-    target: str,
-    budget: str,
-    task: Task,
-    feeds: list[dict[str, np.ndarray]],
-    reference: list[dict[str, Any]],
-    runner: Callable[[Path], Any],
-    modules: list[tuple[str, tuple[int, ...]]] | None = None,
-) -> MixedPrecisionResult:
-    """Which weights of the fp16 ``base`` stay fp16 so that W8 holds ``budget`` on ``feeds`` against
-    ``reference`` (PyTorch's outputs); ``runner(path)`` runs a trial package (the MIL runner on Linux)."""
-    units = weight_units(base, modules)
-    with tempfile.TemporaryDirectory(prefix="pocketbert-coreml-trial-") as tmp:
-        path = Path(tmp) / "trial.mlpackage"
+def save_trial(base: Any, target: str, float_ops: list[str], path: Path) -> None:
+    """W8 of ``base`` with ``float_ops`` left fp16, saved as a package at ``path`` (replaced): a budget trial."""
+    import shutil
 
-        def trial(float_names: list[str]) -> Any:
-            import shutil
-
-            shutil.rmtree(path, ignore_errors=True)
-            quantize_weights(base, target, float_names)[0].save(str(path))
-            return runner(path)
-
-        return search_with_runners(units, budget, task, feeds, reference, trial)
+    shutil.rmtree(path, ignore_errors=True)
+    quantize_weights(base, target, float_ops)[0].save(str(path))

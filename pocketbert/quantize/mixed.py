@@ -14,8 +14,10 @@ metric name of :mod:`pocketbert.parity.metrics`: ``--budget 'cosine>=0.995,spear
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
@@ -152,6 +154,29 @@ def search_with_runners(
         return compare_outputs(task, feeds, reference, outputs)
 
     return search(units, evaluate, budget)
+
+
+def search_trials(
+    units: list[Unit],
+    budget: str,
+    task: Task,
+    feeds: list[Feed],
+    reference: list[dict[str, Any]],
+    build: Callable[[list[str], Path], None],
+    runner: Callable[[Path], Runner],
+    filename: str,
+) -> MixedPrecisionResult:
+    """:func:`search_with_runners` for a format whose trials are files: ``build(float_names, path)`` writes the
+    artifact quantized except ``float_names`` to ``path`` (``filename`` in a temporary directory), and
+    ``runner(path)`` runs it."""
+    with tempfile.TemporaryDirectory(prefix="pocketbert-trial-") as tmp:
+        path = Path(tmp) / filename
+
+        def trial(float_names: list[str]) -> Runner:
+            build(float_names, path)
+            return runner(path)
+
+        return search_with_runners(units, budget, task, feeds, reference, trial)
 
 
 def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_with_runners
+from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_trials
 from pocketbert.quantize.onnx_fusion import fuse_transformer
 from pocketbert.tasks import Task
 
@@ -104,7 +104,6 @@ def _quantize(pre: Path, dst: Path, per_channel: bool, exclude: list[str]) -> No
 
 def budgeted_search(
     pre: Path,
-    scratch: Path,
     per_channel: bool,
     budget: str,
     feeds: list[dict[str, Any]],
@@ -117,16 +116,11 @@ def budgeted_search(
     units = weight_units(pre, names_from)
     with OnnxRunner(pre) as runner:
         reference = [runner.infer(feed) for feed in feeds]
-    path = scratch / "onnx-trial" / "model.onnx"
 
-    def trial(float_names: list[str]) -> OnnxRunner:
+    def build(float_names: list[str], path: Path) -> None:
         _quantize(pre, path, per_channel, float_names)
-        return OnnxRunner(path)
 
-    try:
-        return search_with_runners(units, budget, task, feeds, reference, trial)
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
+    return search_trials(units, budget, task, feeds, reference, build, OnnxRunner, pre.name)
 
 
 def quantize_dynamic_int8(
@@ -163,7 +157,7 @@ def quantize_dynamic_int8(
     if budget:
         if not feeds or task is None:
             raise PocketbertError("a precision budget needs calibration texts and the task")
-        result = budgeted_search(pre, scratch, per_channel, budget, feeds, task, names_from=original)
+        result = budgeted_search(pre, per_channel, budget, feeds, task, names_from=original)
         exclude = [u["name"] for u in result.float_units]
         metadata["mixed_precision"] = result.to_dict()
         metadata["scheme"] += "-mixed" if exclude else ""

@@ -21,16 +21,12 @@ multi-signature model, and its recipes are per-op, which is what keeping lossy o
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, module_labels, search_with_runners
-from pocketbert.tasks import Task
+from pocketbert.quantize.mixed import Unit, module_labels
 
 DYNAMIC_RECIPE = "dynamic_wi8_afp32"
 SCHEME_NAMES = {"dynamic": "dynamic-per-channel", "static": "static-per-channel"}
@@ -169,29 +165,6 @@ def weight_units(model: bytes, modules: list[tuple[str, tuple[int, ...]]] | None
             found[stem] = tuple(int(d) for d in max(weights, key=lambda t: int(np.prod(t.shape))).shape)
     labels = module_labels(list(found.values()), modules) or [dotted_module(stem) for stem in found]
     return [Unit(stem, label) for stem, label in zip(found, labels)]
-
-
-def search_float_modules(
-    model: bytes,
-    budget: str,
-    task: Task,
-    feeds: list[dict[str, np.ndarray]],
-    reference: list[dict[str, Any]],
-    runner: Callable[[Path], Any],
-    modules: list[tuple[str, tuple[int, ...]]] | None = None,
-) -> MixedPrecisionResult:
-    """Which weight ops dynamic int8 must leave float so that ``budget`` holds on ``feeds`` (compared with
-    ``reference``, the float model's outputs); ``runner(path)`` runs a trial ``.tflite`` file in LiteRT. Pass the
-    result's float unit names to :func:`quantize_dynamic_int8`."""
-    units = weight_units(model, modules)
-    with tempfile.TemporaryDirectory(prefix="pocketbert-tflite-trial-") as tmp:
-        path = Path(tmp) / "trial.tflite"
-
-        def trial(float_names: list[str]) -> Any:
-            path.write_bytes(quantize_dynamic_int8(model, float_names)[0])
-            return runner(path)
-
-        return search_with_runners(units, budget, task, feeds, reference, trial)
 
 
 def quantize_static_int8(model: bytes, calibration: Calibration) -> tuple[bytes, dict[str, Any]]:
