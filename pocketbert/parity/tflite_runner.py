@@ -7,6 +7,7 @@ that holds its real tokens (:func:`pocketbert.parity.buckets.run_bucketed`). Inp
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,13 @@ class LiteRtRunner(Runner):
         except ImportError:
             raise MissingDependencyError("ai-edge-litert", "tflite") from None
         try:
-            self.interpreter = Interpreter(
-                model_path=str(self.path),
-                num_threads=self.threads,
-                experimental_preserve_all_tensors=self.preserve_all_tensors,
-            )
+            with warnings.catch_warnings():  # the probe runner asks for every tensor on purpose
+                warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+                self.interpreter = Interpreter(
+                    model_path=str(self.path),
+                    num_threads=self.threads,
+                    experimental_preserve_all_tensors=self.preserve_all_tensors,
+                )
             available = self.interpreter.get_signature_list()
         except Exception as exc:
             raise PocketbertError(f"LiteRT cannot load {self.path}: {str(exc).strip().splitlines()[0]}") from exc
