@@ -64,7 +64,9 @@ def test_budget_keeps_exactly_the_outlier_layer_float(fmt, outlier_model, tmp_pa
     name = f"{fmt}-int8"
     before = check_parity(out, loaded=loaded, only=[name]).artifacts[0].metrics["embedding.cosine_min"]
     settings = ExportSettings(int8_budget="cosine>=0.99")
-    export_model(loaded, [fmt], ["int8"], out, settings)
+    lines: list[str] = []
+    export_model(loaded, [fmt], ["int8"], out, settings, progress=lines.append)
+    assert any(line.startswith("budget: met with 1 of ") for line in lines), lines  # the user sees the search
     artifact = read_manifest(out)["artifacts"][0]
     mixed = artifact["metadata"]["mixed_precision"]
     assert mixed["met"] is True

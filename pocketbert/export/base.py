@@ -40,6 +40,7 @@ class ExportContext:
     settings: ExportSettings
     scratch: Path
     cache: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None  # stage lines for the user (long budget searches)
 
     def wrapper(self) -> Any:
         """The deployment wrapper of the loaded model (built once)."""
@@ -109,7 +110,7 @@ class ExportContext:
             reference = [reference_runner.infer(feed) for feed in feeds]
         found = units(torch_weight_modules(self.wrapper(), feeds[0]))
         budget, task = str(self.settings.int8_budget), self.loaded.task
-        return search_trials(found, budget, task, feeds, reference, build, runner, filename)
+        return search_trials(found, budget, task, feeds, reference, build, runner, filename, self.progress)
 
     def output_infos(self, shape_of: dict[str, list[Any]], dtype: str = "float32") -> list[TensorInfo]:
         """Output descriptions in task order; ``shape_of`` maps the symbolic letters (B, S, H, L) to sizes."""

@@ -148,6 +148,7 @@ class OnnxExporter(Exporter):
                     feeds=feeds,
                     task=ctx.loaded.task,
                     fusion=(ctx.loaded.num_heads, ctx.loaded.hidden_size) if ctx.settings.onnx_fusion else None,
+                    notify=ctx.progress,
                 )
             elif scheme == "static":
                 metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())

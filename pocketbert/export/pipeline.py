@@ -135,7 +135,7 @@ def export_model(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
-        ctx = ExportContext(loaded, settings, scratch=staging / ".scratch")
+        ctx = ExportContext(loaded, settings, scratch=staging / ".scratch", progress=progress)
         built: list[Artifact] = []
         for fmt, precision in pairs:
             if progress:

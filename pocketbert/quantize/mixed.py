@@ -93,7 +93,9 @@ def worst_cosine(metrics: dict[str, float]) -> float:
 Evaluate = Callable[[set[str]], dict[str, float]]
 
 
-def search(units: list[Unit], evaluate: Evaluate, budget: str) -> MixedPrecisionResult:
+def search(
+    units: list[Unit], evaluate: Evaluate, budget: str, notify: Callable[[str], None] | None = None
+) -> MixedPrecisionResult:
     """Keep the fewest most-sensitive units float so that ``budget`` holds.
 
     Args:
@@ -101,6 +103,7 @@ def search(units: list[Unit], evaluate: Evaluate, budget: str) -> MixedPrecision
         evaluate: quantizes exactly the named units, runs the calibration feeds, and returns parity metrics
             against the float model.
         budget: the gates to meet (see :func:`parse_budget`).
+        notify: called with a line at each stage (the CLI prints it: a search takes minutes on real models).
 
     Raises:
         PocketbertError: the budget does not hold even with every unit in float (it cannot be a quantization
@@ -114,6 +117,8 @@ def search(units: list[Unit], evaluate: Evaluate, budget: str) -> MixedPrecision
     if not failures(gates, metrics):
         result.met, result.metrics = True, metrics
         return result
+    say = notify or (lambda _line: None)
+    say(f"budget: all int8 misses ({', '.join(failures(gates, metrics))}); measuring {len(units)} weight ops")
     sensitivity: dict[str, float] = {}
     for unit in units:
         sensitivity[unit.name] = 1.0 - worst_cosine(evaluate({unit.name}))
@@ -128,6 +133,7 @@ def search(units: list[Unit], evaluate: Evaluate, budget: str) -> MixedPrecision
             result.float_units = [
                 {"name": u.name, "module": u.module, "sensitivity": round(sensitivity[u.name], 8)} for u in kept
             ]
+            say(f"budget: met with {k} of {len(units)} weight ops float ({result.evaluations} trials)")
             return result
     raise PocketbertError(
         f"budget {budget!r} is not met even with every weight in float ({', '.join(failures(gates, metrics))}); "
@@ -142,6 +148,7 @@ def search_with_runners(
     feeds: list[Feed],
     reference: list[dict[str, Any]],
     trial: Callable[[list[str]], Runner],
+    notify: Callable[[str], None] | None = None,
 ) -> MixedPrecisionResult:
     """:func:`search` for any format: ``trial(float_names)`` quantizes every unit except ``float_names`` and
     returns a runner of the result, which runs ``feeds`` and is compared with ``reference`` (the float model's
@@ -153,7 +160,7 @@ def search_with_runners(
             outputs = [runner.infer(feed) for feed in feeds]
         return compare_outputs(task, feeds, reference, outputs)
 
-    return search(units, evaluate, budget)
+    return search(units, evaluate, budget, notify)
 
 
 def search_trials(
@@ -165,6 +172,7 @@ def search_trials(
     build: Callable[[list[str], Path], None],
     runner: Callable[[Path], Runner],
     filename: str,
+    notify: Callable[[str], None] | None = None,
 ) -> MixedPrecisionResult:
     """:func:`search_with_runners` for a format whose trials are files: ``build(float_names, path)`` writes the
     artifact quantized except ``float_names`` to ``path`` (``filename`` in a temporary directory), and
@@ -176,7 +184,7 @@ def search_trials(
             build(float_names, path)
             return runner(path)
 
-        return search_with_runners(units, budget, task, feeds, reference, trial)
+        return search_with_runners(units, budget, task, feeds, reference, trial, notify)
 
 
 def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:

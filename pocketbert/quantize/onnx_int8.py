@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ def budgeted_search(
     feeds: list[dict[str, Any]],
     task: Task,
     names_from: Path | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> MixedPrecisionResult:
     """Mixed-precision search on a pre-processed graph, measured against that float graph on ``feeds``."""
     from pocketbert.parity.onnx_runner import OnnxRunner
@@ -120,7 +122,7 @@ def budgeted_search(
     def build(float_names: list[str], path: Path) -> None:
         _quantize(pre, path, per_channel, float_names)
 
-    return search_trials(units, budget, task, feeds, reference, build, OnnxRunner, pre.name)
+    return search_trials(units, budget, task, feeds, reference, build, OnnxRunner, pre.name, notify)
 
 
 def quantize_dynamic_int8(
@@ -132,6 +134,7 @@ def quantize_dynamic_int8(
     feeds: list[dict[str, Any]] | None = None,
     task: Task | None = None,
     fusion: tuple[int, int] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
 
@@ -157,7 +160,7 @@ def quantize_dynamic_int8(
     if budget:
         if not feeds or task is None:
             raise PocketbertError("a precision budget needs calibration texts and the task")
-        result = budgeted_search(pre, per_channel, budget, feeds, task, names_from=original)
+        result = budgeted_search(pre, per_channel, budget, feeds, task, names_from=original, notify=notify)
         exclude = [u["name"] for u in result.float_units]
         metadata["mixed_precision"] = result.to_dict()
         metadata["scheme"] += "-mixed" if exclude else ""
