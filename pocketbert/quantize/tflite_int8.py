@@ -20,6 +20,8 @@ multi-signature model, and its recipes are per-op, which is what keeping lossy o
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from typing import Any
 
@@ -63,7 +65,9 @@ def _run_quantizer(model: bytes, configure: Any, calibration: Calibration | None
         result = None
         if calibration is not None:
             result = qt.calibrate(calibration, num_threads=1)
-        quantized = qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model
+        # its model modifier draws a tqdm bar for large models that no option reaches (tqdm writes to sys.stderr)
+        with contextlib.redirect_stderr(io.StringIO()):
+            quantized = qt.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model
     except Exception as exc:  # the quantizer raises ValueError/RuntimeError with a long first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PocketbertError(f"ai-edge-quantizer could not quantize the TFLite model: {first}") from exc
