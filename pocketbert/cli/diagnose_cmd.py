@@ -12,7 +12,7 @@ from pocketbert.errors import PocketbertError
 
 def _run(args: argparse.Namespace) -> int:
     from pocketbert.export.artifact import manifest_artifacts, read_manifest, write_json_atomic
-    from pocketbert.parity.check import load_reference
+    from pocketbert.export.manifest import read_tokenizer
     from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
     from pocketbert.parity.localize import culprit, localize, plot, probe_runner, rows_to_dicts
     from pocketbert.tasks import Task
@@ -33,10 +33,10 @@ def _run(args: argparse.Namespace) -> int:
             "export one or pass --against"
         )
     reference = artifacts[against]
-    loaded = load_reference(manifest)
     task = Task(manifest["model"]["task"])
+    tokenizer = read_tokenizer(args.output_dir, "diagnose tokenizes with it")
     texts = list(BUILTIN_TEXTS) + (read_text_file(args.texts, "texts file") if args.texts else [])
-    feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))
+    feeds = build_feeds(tokenizer, texts, int(manifest["max_length"]))
     with tempfile.TemporaryDirectory(prefix="pocketbert-diagnose-") as scratch:
         rows = localize(
             probe_runner(reference, args.output_dir, Path(scratch), task),

@@ -92,3 +92,16 @@ def build_manifest(
         "tokenizer": tokenizer,
         "artifacts": [a.to_dict() for a in artifacts],
     }
+
+
+def read_tokenizer(out_dir: Path, purpose: str) -> Any:
+    """The tokenizer saved beside the artifacts (``OUT/tokenizer``), offline; ``purpose`` completes the error
+    "… is missing: re-run 'pocketbert export' (<purpose>)"."""
+    from transformers import AutoTokenizer
+
+    from pocketbert.errors import PocketbertError
+
+    path = Path(out_dir) / TOKENIZER_DIR
+    if not path.is_dir():
+        raise PocketbertError(f"{path} is missing: re-run 'pocketbert export' ({purpose})")
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

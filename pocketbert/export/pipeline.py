@@ -23,7 +23,7 @@ from pocketbert.export.artifact import (
     read_manifest,
     write_json_atomic,
 )
-from pocketbert.export.base import ExportContext, get_exporter
+from pocketbert.export.base import ExportContext, get_exporter, int8_scheme
 from pocketbert.export.manifest import TOKENIZER_DIR, build_manifest, model_section, write_tokenizer
 from pocketbert.fsutil import swap_in
 from pocketbert.loading import LoadedModel
@@ -78,7 +78,7 @@ def check_budget_schemes(pairs: list[tuple[str, str]], settings: ExportSettings)
     static = [
         f"{fmt}-{precision}"
         for fmt, precision in pairs
-        if precision in ("int8-static", "int8-w8a8") or (precision == "int8" and settings.int8_scheme == "static")
+        if precision.startswith("int8") and int8_scheme(precision, settings) in ("static", "w8a8")
     ]
     if static:
         raise PocketbertError(

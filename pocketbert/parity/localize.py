@@ -11,7 +11,6 @@ alike everywhere, an artifact can also be diagnosed against a float artifact of 
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
-from pocketbert.parity.runner import RUNNER_MODULES, Feed, Runner
+from pocketbert.parity.runner import Feed, Runner, runner_module
 from pocketbert.tasks import Task
 
 PROBE = "probe_"
@@ -49,13 +48,10 @@ def block_labels(count: int) -> list[str]:
 def probe_runner(artifact: Artifact, out_dir: Path, scratch: Path, task: Task) -> Runner:
     """A runner of ``artifact`` whose outputs include its ``probe_<i>`` values (probed copies, where a format needs
     one, go to a fresh directory below ``scratch``)."""
-    module = importlib.import_module(RUNNER_MODULES[artifact.format])
-    path = Path(out_dir) / artifact.path
-    if not path.exists():
-        raise PocketbertError(f"artifact {artifact.name} is missing: {path} does not exist; re-run the export")
+    module = runner_module(artifact, out_dir)
     Path(scratch).mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix=f"{artifact.name}-", dir=scratch))
-    return module.make_probe_runner(path, own, task, artifact.sequence_buckets, artifact.name)
+    return module.make_probe_runner(Path(out_dir) / artifact.path, own, task, artifact.sequence_buckets, artifact.name)
 
 
 def _block_metrics(ref: list[np.ndarray], got: list[np.ndarray], feeds: list[Feed]) -> tuple[float, float]:

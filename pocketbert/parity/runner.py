@@ -59,6 +59,12 @@ class Runner(ABC):
 
 def runner_for(artifact: Artifact, out_dir: Path, threads: int | None = None) -> Runner:
     """The runner that executes ``artifact`` (stored below ``out_dir``) in its own runtime."""
+    return runner_module(artifact, out_dir).make_runner(artifact, Path(out_dir), threads)
+
+
+def runner_module(artifact: Artifact, out_dir: Path) -> Any:
+    """The module of ``artifact``'s format (``make_runner``, ``make_probe_runner``), once its file is known to
+    exist below ``out_dir``; one-line errors otherwise."""
     module_name = RUNNER_MODULES.get(artifact.format)
     if module_name is None:
         raise PocketbertError(f"no runner for format {artifact.format!r}; known: {', '.join(RUNNER_MODULES)}")
@@ -71,7 +77,7 @@ def runner_for(artifact: Artifact, out_dir: Path, threads: int | None = None) ->
     path = Path(out_dir) / artifact.path
     if not path.exists():
         raise PocketbertError(f"artifact {artifact.name} is missing: {path} does not exist; re-run the export")
-    return module.make_runner(artifact, Path(out_dir), threads)
+    return module
 
 
 def as_float32(outputs: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -28,6 +28,8 @@ class LiteRtRunner(Runner):
     ``used_buckets`` records, per :meth:`infer` row, which bucket ran it (for tests and diagnostics).
     """
 
+    preserve_all_tensors = False  # keep intermediate tensors readable (LiteRT then skips its default delegate)
+
     def __init__(
         self,
         path: Path,
@@ -46,7 +48,6 @@ class LiteRtRunner(Runner):
         self.interpreter: Any = None
         self._runners: dict[int, Any] = {}
         self.used_buckets: list[int] = []
-        self.preserve_all_tensors = False
 
     def load(self) -> None:
         try:
@@ -148,8 +149,9 @@ class LiteRtProbeRunner(LiteRtRunner):
     kernels instead of XNNPACK: the same graph and int8 weights, the reference kernels' rounding.
     """
 
+    preserve_all_tensors = True
+
     def load(self) -> None:
-        self.preserve_all_tensors = True
         super().load()
         self._probes = layer_norm_outputs(self.path)
 

@@ -141,28 +141,6 @@ def search(
     )
 
 
-def search_with_runners(
-    units: list[Unit],
-    budget: str,
-    task: Task,
-    feeds: list[Feed],
-    reference: list[dict[str, Any]],
-    trial: Callable[[list[str]], Runner],
-    notify: Callable[[str], None] | None = None,
-) -> MixedPrecisionResult:
-    """:func:`search` for any format: ``trial(float_names)`` quantizes every unit except ``float_names`` and
-    returns a runner of the result, which runs ``feeds`` and is compared with ``reference`` (the float model's
-    outputs on the same feeds) by parity's own metrics."""
-    from pocketbert.parity.metrics import compare_outputs
-
-    def evaluate(quantized: set[str]) -> dict[str, float]:
-        with trial([u.name for u in units if u.name not in quantized]) as runner:
-            outputs = [runner.infer(feed) for feed in feeds]
-        return compare_outputs(task, feeds, reference, outputs)
-
-    return search(units, evaluate, budget, notify)
-
-
 def search_trials(
     units: list[Unit],
     budget: str,
@@ -174,17 +152,21 @@ def search_trials(
     filename: str,
     notify: Callable[[str], None] | None = None,
 ) -> MixedPrecisionResult:
-    """:func:`search_with_runners` for a format whose trials are files: ``build(float_names, path)`` writes the
-    artifact quantized except ``float_names`` to ``path`` (``filename`` in a temporary directory), and
-    ``runner(path)`` runs it."""
+    """:func:`search` for any format: ``build(float_names, path)`` writes the artifact quantized except
+    ``float_names`` to ``path`` (``filename`` in a temporary directory), ``runner(path)`` runs it on ``feeds``, and
+    parity's own metrics compare its outputs with ``reference`` (the float model's on the same feeds)."""
+    from pocketbert.parity.metrics import compare_outputs
+
     with tempfile.TemporaryDirectory(prefix="pocketbert-trial-") as tmp:
         path = Path(tmp) / filename
 
-        def trial(float_names: list[str]) -> Runner:
-            build(float_names, path)
-            return runner(path)
+        def evaluate(quantized: set[str]) -> dict[str, float]:
+            build([u.name for u in units if u.name not in quantized], path)
+            with runner(path) as trial:
+                outputs = [trial.infer(feed) for feed in feeds]
+            return compare_outputs(task, feeds, reference, outputs)
 
-        return search_with_runners(units, budget, task, feeds, reference, trial, notify)
+        return search(units, evaluate, budget, notify)
 
 
 def torch_weight_modules(module: Any, feed: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:

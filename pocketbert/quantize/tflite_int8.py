@@ -154,15 +154,8 @@ def weight_units(model: bytes, modules: list[tuple[str, tuple[int, ...]]] | None
     for op in subgraph.operators:
         if flatbuffer_utils.opcode_to_name(obj, op.opcodeIndex) not in _WEIGHT_OPS:
             continue
-        weights = [
-            subgraph.tensors[i]
-            for i in op.inputs
-            if i >= 0
-            and (
-                obj.buffers[subgraph.tensors[i].buffer].data is not None
-                or obj.buffers[subgraph.tensors[i].buffer].offset > 1
-            )
-        ]
+        tensors = [subgraph.tensors[i] for i in op.inputs if i >= 0]
+        weights = [t for t in tensors if obj.buffers[t.buffer].data is not None or obj.buffers[t.buffer].offset > 1]
         name = subgraph.tensors[op.outputs[0]].name
         stem = _SUFFIX.sub("", name.decode() if isinstance(name, bytes) else name)
         if weights and stem not in found:

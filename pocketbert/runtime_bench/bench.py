@@ -20,7 +20,7 @@ import numpy as np
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import manifest_artifacts, read_manifest
-from pocketbert.export.manifest import TOKENIZER_DIR
+from pocketbert.export.manifest import read_tokenizer
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, parity_fidelity
 from pocketbert.runtime_bench.inputs import make_feeds
@@ -139,15 +139,6 @@ def load_bench_manifest(out_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _student_tokenizer(out_dir: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    path = Path(out_dir) / TOKENIZER_DIR
-    if not path.is_dir():
-        raise PocketbertError(f"{path} is missing: re-run 'pocketbert export' (the bench tokenizes with it)")
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-
 def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[RunnerSpec]:
     """The baseline, the student fp32 and int8 in PyTorch, and every artifact of the manifest, in that order.
 
@@ -258,7 +249,7 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
     manifest = load_bench_manifest(out_dir)
     model = manifest["model"]
     seqs, threads, repeats, warmup = _resolve(config, int(model["max_positions"]), hooks)
-    tokenizer = _student_tokenizer(out_dir)
+    tokenizer = read_tokenizer(out_dir, "the bench tokenizes with it")
     feeds = make_feeds(tokenizer, seqs, config.batch)
     specs = plan_specs(manifest, out_dir, config.baseline) + list(config.extra_specs)
     limits = _static_limits(manifest)
