@@ -18,12 +18,12 @@ Errors (``max_abs``, ``mean_abs``, ``rel_max_abs``) are upper bounds; everything
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
+from pocketbert.tomlfile import read_toml
 
 UPPER_BOUND_SUFFIXES = ("max_abs", "mean_abs", "rel_max_abs", "nonfinite")
 TASK_METRICS = ("top1_agreement", "token_agreement", "span_agreement", "rank_spearman")
@@ -91,12 +91,7 @@ def validate_gate_key(key: str, where: str) -> None:
 
 def load_gate_file(path: Path) -> dict[str, dict[str, float]]:
     """Read a gates TOML file (see the module docstring) with one-line errors."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PocketbertError(f"gate file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PocketbertError(f"gate file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "gate file")
     tables: dict[str, dict[str, float]] = {}
     for table, values in data.items():
         if not isinstance(values, dict):

@@ -17,13 +17,13 @@ Example ``pocketbert.toml``::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import DEFAULT_BUCKETS
+from pocketbert.tomlfile import read_toml
 
 ALL_FORMATS = ["onnx", "tflite", "coreml"]
 
@@ -109,13 +109,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     overrides are a nested dict)."""
     config = RunConfig()
     if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PocketbertError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PocketbertError(f"config file {path} is not valid TOML: {exc}") from None
-        _apply(config, data, "")
+        _apply(config, read_toml(path, "config file"), "")
     _apply(config, overrides, "")
     validate(config)
     return config

@@ -16,7 +16,6 @@ because a runner silently disappeared.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from pocketbert.errors import PocketbertError
 from pocketbert.runtime_bench.specs import BASELINE
 from pocketbert.runtime_bench.stats import paired_ratio
+from pocketbert.tomlfile import read_toml
 
 KEYS = {"runner", "seq", "min_speedup", "vs", "use"}
 ABSOLUTE_HINTS = ("ms", "millisecond", "second", "latency", "time", "max_", "throughput")
@@ -86,12 +86,7 @@ def _rule(index: int, table: Any, path: Path) -> Rule:
 def load_rules(path: Path) -> list[Rule]:
     """Parse a rules file, with a one-line error naming the file and the rule for anything wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise PocketbertError(f"rules file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PocketbertError(f"rules file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "rules file")
     extra = sorted(set(data) - {"rule"})
     if extra:
         raise PocketbertError(f"rules file {path}: unknown section {extra[0]!r}; write [[rule]] blocks")
