@@ -58,6 +58,8 @@ class MilRunner(_PackageRunner):
     """Executes the saved package's MIL program op by op in NumPy (see :mod:`pocketbert.parity.mil`)."""
 
     timing_meaningful = False
+    runtime = "numpy"  # pocketbert's NumPy interpreter of the package: a numerics reference, not a CPU kernel
+    kernel_family = "mil-reference"
 
     def __init__(
         self, path: Path, name: str = "coreml-mil", buckets: list[int] | None = None, task: Task | None = None
@@ -82,6 +84,8 @@ class MilRunner(_PackageRunner):
 
 class CoreMLRunner(_PackageRunner):
     """Runs the package with Core ML (``MLModel.predict``, all compute units); macOS only."""
+
+    runtime = "coremltools"
 
     def __init__(
         self, path: Path, name: str = "coreml", buckets: list[int] | None = None, task: Task | None = None

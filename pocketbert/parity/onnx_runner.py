@@ -17,6 +17,8 @@ _NP_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 class OnnxRunner(Runner):
     """Runs an ``.onnx`` file in ONNX Runtime with ``threads`` intra-op threads (ORT's default when ``None``)."""
 
+    runtime = "onnxruntime"
+
     def __init__(self, path: Path, name: str = "onnx", threads: int | None = None) -> None:
         super().__init__(name)
         self.path = Path(path)

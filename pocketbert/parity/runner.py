@@ -16,6 +16,8 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
+from pocketbert.kernels.facts import process_facts
+from pocketbert.kernels.families import HOST
 
 # artifact format -> module defining ``make_runner(artifact, out_dir, threads) -> Runner``
 RUNNER_MODULES: dict[str, str] = {
@@ -35,9 +37,15 @@ class Runner(ABC):
     """
 
     timing_meaningful: bool = True
+    runtime: str | None = None  # the runtime's distribution name, e.g. ``onnxruntime``
+    kernel_family: str = HOST  # which kernels compute the outputs (see :mod:`pocketbert.kernels`)
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def kernel_facts(self) -> dict[str, Any]:
+        """Which kernels made the outputs: family, native or emulated, ISA, CPU, features, runtime and version."""
+        return {"family": self.kernel_family, "execution": "native", **process_facts(self.runtime)}
 
     def load(self) -> None:  # noqa: B027 - optional hook, most runners load lazily
         """Load the model (called on ``__enter__``)."""

@@ -28,6 +28,7 @@ class LiteRtRunner(Runner):
     ``used_buckets`` records, per :meth:`infer` row, which bucket ran it (for tests and diagnostics).
     """
 
+    runtime = "ai-edge-litert"
     preserve_all_tensors = False  # keep intermediate tensors readable (LiteRT then skips its default delegate)
 
     def __init__(

@@ -13,6 +13,8 @@ from pocketbert.wrapper import DeploymentModel, reference_outputs
 class TorchRunner(Runner):
     """Runs the Hugging Face model's own forward; embeddings are mean-pooled and L2-normalised as in the wrapper."""
 
+    runtime = "torch"
+
     def __init__(self, loaded: LoadedModel, name: str = "pytorch") -> None:
         super().__init__(name)
         self.loaded = loaded
@@ -26,6 +28,8 @@ class TorchRunner(Runner):
 
 class WrapperRunner(Runner):
     """Runs a :class:`DeploymentModel` (or a quantized copy of it) in PyTorch."""
+
+    runtime = "torch"
 
     def __init__(self, module: DeploymentModel, name: str = "pytorch-wrapper") -> None:
         super().__init__(name)
