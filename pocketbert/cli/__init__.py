@@ -14,7 +14,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.quiet import quiet_third_party
 
-COMMANDS: tuple[str, ...] = ("run", "export", "parity", "bench", "bundle", "goldens", "diagnose")
+COMMANDS: tuple[str, ...] = ("run", "export", "parity", "bench", "bundle", "goldens", "diagnose", "kernels")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from pocketbert.cli.common import comma_list, require_positive, say
+from pocketbert.kernels.families import FAMILIES
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -20,6 +21,7 @@ def _run(args: argparse.Namespace) -> int:
         gates_file=args.gates,
         only=args.artifact,
         threads=args.threads,
+        kernels=args.kernels,
     )
     report_dir = args.report or args.output_dir / "report"
     write_json(report, report_dir / "parity.json")
@@ -37,5 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gates", type=Path, default=None, help="TOML file of gate overrides")
     parser.add_argument("--artifact", type=comma_list, default=None, help="only these artifacts (e.g. onnx-int8)")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads")
+    parser.add_argument(
+        "--kernels",
+        type=comma_list,
+        default=None,
+        metavar="FAMILIES",
+        help=f"CPU kernel families to run ONNX/TFLite artifacts on: {', '.join(FAMILIES)} (default host; "
+        "emulated ones need 'pocketbert kernels setup')",
+    )
     parser.add_argument("--report", type=Path, default=None, help="report dir (default OUT/report)")
     parser.set_defaults(func=_run)

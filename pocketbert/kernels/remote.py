@@ -17,9 +17,9 @@ import numpy as np
 import pocketbert
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact
+from pocketbert.framing import FrameTimeout, recv, send
 from pocketbert.kernels.families import KernelFamily, host_python, missing, qemu_binary
 from pocketbert.kernels.provision import PYTHON, env_dir, guest_env
-from pocketbert.kernels.worker import read_frame, write_frame
 from pocketbert.parity.runner import Feed, Runner
 
 _SOURCE_ROOT = Path(pocketbert.__file__).resolve().parent.parent  # the directory that holds the package
@@ -97,10 +97,10 @@ class EmulatedRunner(Runner):
             return
         try:
             if proc.poll() is None:
-                write_frame(proc.stdin, ("close",))
-                read_frame(proc.stdout)
+                send(proc.stdin, ("close",))
+                recv(proc.stdout.fileno(), timeout=30)
             proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
+        except (OSError, EOFError, FrameTimeout, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
         finally:
@@ -112,14 +112,15 @@ class EmulatedRunner(Runner):
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         try:
-            write_frame(proc.stdin, message)
-            reply = read_frame(proc.stdout)
-        except OSError:
+            send(proc.stdin, message)
+            reply = recv(proc.stdout.fileno())
+        except (OSError, EOFError):
             reply = None
         if reply is None:
             code = proc.wait()
-            raise PocketbertError(f"the {self.family.name} guest for {self.artifact.name} died (exit {code}): "
-                                  f"{self._last_error_line()}")
+            raise PocketbertError(
+                f"the {self.family.name} guest for {self.artifact.name} died (exit {code}): {self._last_error_line()}"
+            )
         status, value = reply
         if status != "ok":
             raise PocketbertError(f"on {self.family.name} kernels: {value}")

@@ -4,7 +4,7 @@ Started by :class:`pocketbert.kernels.remote.EmulatedRunner` as ``python -m pock
 It imports only the standard library, NumPy, the runtime and pocketbert's runner modules (never torch), so it runs
 in the minimal aarch64 environment of :mod:`pocketbert.kernels.provision`.
 
-Protocol: length-prefixed pickles (8-byte big-endian length, then the pickle) on stdin and on the original stdout;
+Protocol: :mod:`pocketbert.framing` messages on stdin and on the original stdout;
 stdout is re-pointed at stderr first, so whatever a runtime prints never corrupts a reply. Requests are
 ``("load", artifact_dict, out_dir, threads)``, ``("infer", feed)`` and ``("close",)``; replies are ``("ok", value)``
 or ``("error", one_line)``.
@@ -13,32 +13,11 @@ or ``("error", one_line)``.
 from __future__ import annotations
 
 import os
-import pickle
-import struct
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-_HEADER = struct.Struct(">Q")
-
-
-def write_frame(stream: BinaryIO, message: Any) -> None:
-    """Send one message."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> Any | None:
-    """Receive one message; None at end of stream."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        return None
-    return pickle.loads(data)
+from pocketbert.framing import recv, send
 
 
 def _one_line(exc: BaseException) -> str:
@@ -46,14 +25,18 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+def serve(requests: int, replies: BinaryIO) -> None:
     """Answer requests until ``close`` or end of input."""
     from pocketbert.export.artifact import Artifact
     from pocketbert.kernels.facts import process_facts
     from pocketbert.parity.runner import runner_for
 
     runner = None
-    while (message := read_frame(requests)) is not None:
+    while True:
+        try:
+            message = recv(requests)
+        except EOFError:
+            return
         kind = message[0]
         try:
             if kind == "load":
@@ -68,19 +51,19 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             elif kind == "close":
                 if runner is not None:
                     runner.close()
-                write_frame(replies, ("ok", None))
+                send(replies, ("ok", None))
                 return
             else:
                 raise ValueError(f"unknown request {kind!r}")
-            write_frame(replies, ("ok", value))
+            send(replies, ("ok", value))
         except Exception as exc:  # every failure goes back to the host as one line
-            write_frame(replies, ("error", _one_line(exc)))
+            send(replies, ("error", _one_line(exc)))
 
 
 def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, replies)
+    serve(sys.stdin.fileno(), replies)
 
 
 if __name__ == "__main__":

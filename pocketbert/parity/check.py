@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import manifest_artifacts, read_manifest
+from pocketbert.export.artifact import Artifact, manifest_artifacts, read_manifest
+from pocketbert.kernels.families import EMULATED_FORMATS, FAMILIES, HOST, missing, parse_kernels
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.parity.comparator import Comparator, ParityReport
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
 from pocketbert.parity.gates import gates_for, load_gate_file
-from pocketbert.parity.runner import Runner, runner_for
+from pocketbert.parity.runner import Runner, runner_for, runner_module
 from pocketbert.parity.torch_runner import TorchRunner
 from pocketbert.tasks import Task
 
@@ -33,30 +34,40 @@ def check_parity(
     only: list[str] | None = None,
     threads: int | None = None,
     loaded: LoadedModel | None = None,
+    kernels: list[str] | str | None = None,
 ) -> ParityReport:
     """Run every artifact in ``out_dir`` (or those named in ``only``) and the reference on the same feeds.
 
     Feeds are the built-in texts plus the lines of ``texts_file``, truncated at the manifest's ``max_length``;
-    gates are the defaults overridden by ``gates_file``.
+    gates are the defaults overridden by ``gates_file``. ``kernels`` are the kernel families to run the artifacts
+    on (default ``host``; see :mod:`pocketbert.kernels`): ONNX and TFLite artifacts run on each, the PyTorch
+    reference always on the host; Core ML runs once, in its own runner. A family that cannot run here is refused
+    before any model is loaded.
     """
+    families = check_kernels(kernels)
     manifest = read_manifest(out_dir)
     artifacts = manifest_artifacts(manifest)
     if only:
         known = {a.name for a in artifacts}
-        missing = [n for n in only if n not in known]
-        if missing:
-            raise PocketbertError(f"no artifact named {', '.join(missing)} in {out_dir}; have: {', '.join(known)}")
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise PocketbertError(f"no artifact named {', '.join(unknown)} in {out_dir}; have: {', '.join(known)}")
         artifacts = [a for a in artifacts if a.name in only]
     loaded = loaded or load_reference(manifest, reference)
     texts = list(BUILTIN_TEXTS) + (read_text_file(texts_file, "texts file") if texts_file else [])
     feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))
     overrides = load_gate_file(gates_file) if gates_file else None
     runners: list[Runner] = [TorchRunner(loaded, REFERENCE_NAME)]
-    for artifact in artifacts:
-        runners.append(runner_for(artifact, Path(out_dir), threads))
+    of_artifact: dict[str, Artifact] = {}
+    for artifact, family in artifact_runs(artifacts, families):
+        runner = family_runner(artifact, Path(out_dir), family, threads)
+        runners.append(runner)
+        of_artifact[runner.name] = artifact
     results = Comparator.run(runners, feeds)
-    gates = {a.name: (a.precision, gates_for(a.name, a.precision, overrides)) for a in artifacts}
-    verdicts = Comparator.compare_accuracy(results, REFERENCE_NAME, Task(manifest["model"]["task"]), feeds, gates)
+    gates = {r: (a.precision, gates_for(a.name, a.precision, overrides)) for r, a in of_artifact.items()}
+    names = {r: a.name for r, a in of_artifact.items()}
+    task = Task(manifest["model"]["task"])
+    verdicts = Comparator.compare_accuracy(results, REFERENCE_NAME, task, feeds, gates, artifact_names=names)
     return ParityReport(
         reference=REFERENCE_NAME,
         task=manifest["model"]["task"],
@@ -64,4 +75,32 @@ def check_parity(
         num_feeds=len(feeds),
         num_sequences=sum(int(f["input_ids"].shape[0]) for f in feeds),
         artifacts=verdicts,
+        kernels=families,
     )
+
+
+def check_kernels(kernels: list[str] | str | None) -> list[str]:
+    """Parsed kernel family names, each able to run here; one line naming what is missing otherwise."""
+    families = parse_kernels(kernels)
+    for name in families:
+        reason = missing(FAMILIES[name])
+        if reason:
+            raise PocketbertError(reason)
+    return families
+
+
+def artifact_runs(artifacts: list[Artifact], families: list[str]) -> list[tuple[Artifact, str]]:
+    """``(artifact, family)`` pairs to run: emulatable formats on every family, the others once on the host."""
+    runs = [(a, f) for f in families for a in artifacts if a.format in EMULATED_FORMATS or f == HOST]
+    once = [(a, HOST) for a in artifacts if a.format not in EMULATED_FORMATS and HOST not in families]
+    return runs + once
+
+
+def family_runner(artifact: Artifact, out_dir: Path, family: str, threads: int | None = None) -> Runner:
+    """The runner of ``artifact`` on kernel ``family``."""
+    if family == HOST or artifact.format not in EMULATED_FORMATS:
+        return runner_for(artifact, out_dir, threads)
+    from pocketbert.kernels.remote import EmulatedRunner
+
+    runner_module(artifact, out_dir)  # the same missing-file and unknown-format errors as on the host
+    return EmulatedRunner(artifact, out_dir, FAMILIES[family], threads)

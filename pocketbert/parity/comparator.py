@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pocketbert.kernels.families import HOST
 from pocketbert.parity.gates import Gate, expand
 from pocketbert.parity.metrics import CompareFunc, Outputs, compare_outputs
 from pocketbert.parity.runner import Feed, Runner
@@ -14,12 +15,13 @@ from pocketbert.tasks import Task
 
 @dataclass
 class RunResult:
-    """One runner's outputs for every feed, or the error that stopped it."""
+    """One runner's outputs for every feed, or the error that stopped it, and the kernels that computed them."""
 
     name: str
     outputs: list[Outputs] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    kernel_facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,13 +35,25 @@ class GateCheck:
 
 @dataclass
 class ArtifactParity:
-    """The verdict for one artifact: its metrics, every gate with its value, and pass/fail."""
+    """The verdict for one artifact on one kernel family: its metrics, every gate with its value, and pass/fail.
+
+    ``kernels`` is the family (``host``, ``arm64``, …; ``mil-reference`` for the Core ML MIL runner) and
+    ``kernel_facts`` what the runtime saw there (:func:`pocketbert.kernels.facts.process_facts`).
+    """
 
     name: str
     precision: str
     metrics: dict[str, float] = field(default_factory=dict)
     checks: list[GateCheck] = field(default_factory=list)
     error: str | None = None
+    kernels: str = HOST
+    kernel_facts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """``onnx-int8`` on the host (and for reference runners), ``onnx-int8@arm64`` on another family."""
+        return self.name if self.kernels in (HOST, "mil-reference") else f"{self.name}@{self.kernels}"
 
     @property
     def passed(self) -> bool:
@@ -50,7 +64,7 @@ class ArtifactParity:
         return [c for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), "label": self.label, "passed": self.passed}
 
 
 @dataclass
@@ -63,6 +77,7 @@ class ParityReport:
     num_feeds: int
     num_sequences: int
     artifacts: list[ArtifactParity] = field(default_factory=list)
+    kernels: list[str] = field(default_factory=lambda: [HOST])
 
     @property
     def passed(self) -> bool:
@@ -76,6 +91,7 @@ class ParityReport:
             "num_feeds": self.num_feeds,
             "num_sequences": self.num_sequences,
             "passed": self.passed,
+            "kernels": list(self.kernels),
             "artifacts": [a.to_dict() for a in self.artifacts],
         }
 
@@ -92,6 +108,7 @@ class Comparator:
             start = time.perf_counter()
             try:
                 with runner:
+                    result.kernel_facts = runner.kernel_facts()
                     result.outputs = [runner.infer(feed) for feed in feeds]
             except Exception as exc:  # reported per runner, never hides the other runners' results
                 result.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -107,16 +124,22 @@ class Comparator:
         feeds: list[Feed],
         gates: dict[str, tuple[str, list[Gate]]],
         compare_func: CompareFunc = compare_outputs,
+        artifact_names: dict[str, str] | None = None,
     ) -> list[ArtifactParity]:
         """Compare every result against ``results[reference]``.
 
-        ``gates`` maps a runner name to ``(precision, gates)``; ``compare_func`` computes the metrics.
+        ``gates`` maps a runner name to ``(precision, gates)``; ``compare_func`` computes the metrics;
+        ``artifact_names`` maps a runner name to its artifact's when they differ (one artifact on several kernel
+        families).
         """
         ref = results[reference]
         verdicts = []
         for name, (precision, artifact_gates) in gates.items():
-            verdict = ArtifactParity(name, precision)
             result = results[name]
+            verdict = ArtifactParity((artifact_names or {}).get(name, name), precision)
+            verdict.kernel_facts = dict(result.kernel_facts)
+            verdict.kernels = str(result.kernel_facts.get("family", HOST))
+            verdict.seconds = round(result.seconds, 3)
             if ref.error:
                 verdict.error = f"reference {reference} failed: {ref.error}"
             elif result.error:

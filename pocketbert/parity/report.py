@@ -21,7 +21,13 @@ def write_junit(report: ParityReport, path: Path) -> None:
         "testsuite", name="pocketbert.parity", tests=str(len(report.artifacts)), failures=str(failures), errors="0"
     )
     for artifact in report.artifacts:
-        case = ET.SubElement(suite, "testcase", classname=f"parity.{report.task}", name=artifact.name)
+        case = ET.SubElement(suite, "testcase", classname=f"parity.{report.task}", name=artifact.label)
+        facts = artifact.kernel_facts
+        if facts:
+            props = ET.SubElement(case, "properties")
+            for key in KERNEL_FACT_KEYS:
+                if facts.get(key) is not None:
+                    ET.SubElement(props, "property", name=f"kernels.{key}", value=str(facts[key]))
         if artifact.error:
             ET.SubElement(case, "failure", message=artifact.error)
         elif artifact.failures:
@@ -29,6 +35,18 @@ def write_junit(report: ParityReport, path: Path) -> None:
             ET.SubElement(case, "failure", message=message)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+KERNEL_FACT_KEYS = ("family", "execution", "isa", "cpu", "int8_kernels", "runtime", "runtime_version", "emulator")
+
+
+def kernels_line(facts: dict) -> str:
+    """``aarch64 cortex-a76 (dotprod), onnxruntime 1.31.1, emulated by qemu-aarch64-static 7.2.22``."""
+    if not facts:
+        return "unknown kernels"
+    how = f"emulated by {facts.get('emulator', 'QEMU')}" if facts.get("execution") == "emulated" else "native"
+    runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
+    return f"{facts.get('isa')} {facts.get('cpu')} ({facts.get('int8_kernels')}), {runtime}, {how}"
 
 
 def _fmt(value: float | None) -> str:
@@ -51,6 +69,11 @@ def render(report: ParityReport) -> str:
             if artifact.failures:
                 missed = ", ".join(f"{c.metric}={_fmt(c.value)} {c.op} {c.threshold:g}" for c in artifact.failures)
                 detail += f" | missed: {missed}"
-        lines.append(f"  {verdict}  {artifact.name:<20} {detail}")
+        lines.append(f"  {verdict}  {artifact.label:<26} {detail}")
+    seen: dict[tuple[str, str], str] = {}
+    for artifact in report.artifacts:
+        key = (artifact.kernels, str(artifact.kernel_facts.get("runtime")))
+        seen.setdefault(key, kernels_line(artifact.kernel_facts))
+    lines += [f"  kernels {family}: {line}" for (family, _), line in seen.items()]
     lines.append("parity: " + ("all gates passed" if report.passed else "FAILED"))
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, parity_fidelity
 from pocketbert.runtime_bench.inputs import make_feeds
 from pocketbert.runtime_bench.machine import describe_machine, load_average
+from pocketbert.runtime_bench.roofline import add_roofline, measure_gemm
 from pocketbert.runtime_bench.schedule import run_rounds, visits
 from pocketbert.runtime_bench.specs import BASELINE, RUNTIMES, STUDENT_FP32, STUDENT_INT8, RunnerSpec
 from pocketbert.runtime_bench.stats import paired_ratio, summarize
@@ -213,7 +214,7 @@ def _start(spec: RunnerSpec, threads: int, feeds: dict, warmup: int, row: dict, 
     row["status"] = reply["status"]
     row["error"] = reply.get("error")
     row["reason"] = reply.get("reason")
-    for key in ("load_s", "first_inference_s", "idle_rss_bytes", "import_s", "info"):
+    for key in ("load_s", "first_inference_s", "idle_rss_bytes", "import_s", "info", "kernel_facts"):
         if key in reply:
             row[key] = reply[key]
     row["cell_errors"] = reply.get("errors", {})
@@ -299,6 +300,8 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
                 else:
                     ok.append(s)
             cells[spec.name] = ok
+        hooks.note(f"measuring this host's fp32 and int8 GEMM throughput ({threads} threads)")
+        gemm = measure_gemm(threads)
         load_before = load_average()
         hooks.stage(f"timing {len(workers)} runners × {len(seqs)} lengths × {repeats} rounds", visits(cells, repeats))
         timers = {name: _timer(worker, config.settle) for name, worker in workers.items()}
@@ -316,9 +319,10 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
     finally:
         for worker in workers.values():
             worker.close()
-    return _assemble(
+    report = _assemble(
         config, manifest, specs, rows, seqs, threads, repeats, warmup, timed, na, fidelity, machine, started
     ) | {"load_average_during": {"before_timing": load_before, "after_timing": load_average()}}
+    return add_roofline(report, gemm)
 
 
 def _timer(worker: Worker, settle: int) -> Any:
@@ -420,6 +424,7 @@ def _assemble(
         row["compressed_bytes"] = info.get("compressed_bytes")
         row["max_positions"] = info.get("max_positions")
         row["origin"] = info.get("origin")
+        row["encoder"] = info.get("encoder")
         row["first_call_s"] = row.get("first_inference_s")
         row["first_inference_s"] = (  # load + first inference: what a user waits for at app start
             row["load_s"] + row["first_call_s"] if row.get("first_call_s") is not None else None

@@ -48,6 +48,42 @@ def _fidelity_text(report: dict[str, Any], name: str) -> str:
     return "–"
 
 
+def _achieved(cell: dict[str, Any]) -> str:
+    if cell.get("achieved_gmacs") is None:
+        return "–"
+    fraction = cell.get("fraction_of_peak")
+    return f"{cell['achieved_gmacs']:.0f} ({fraction:.0%})" if fraction is not None else f"{cell['achieved_gmacs']:.0f}"
+
+
+def _kernels(facts: dict[str, Any] | None) -> str:
+    if not facts:
+        return "–"
+    return f"{facts.get('isa')} {facts.get('int8_kernels')}, {facts.get('runtime')} {facts.get('runtime_version')}"
+
+
+def host_capability_lines(report: dict[str, Any]) -> list[str]:
+    """What int8 can buy on this host: the measured fp32 and int8 GEMM throughput, as report lines."""
+    gemm = report.get("host_gemm")
+    if not gemm:
+        return []
+    if "error" in gemm:
+        return [f"- host GEMM throughput: not measured ({gemm['error']})"]
+    m, k, n = gemm["shape"]
+    facts = gemm.get("kernel_facts") or {}
+    verdict = (
+        "int8 buys speed here"
+        if gemm["int8_speedup"] >= 1.5
+        else "int8 buys little or no speed on this CPU: expect int8 artifacts to run about as fast as fp32"
+    )
+    return [
+        f"- what this host can do (ONNX Runtime GEMM {m}x{k}x{n}, {gemm['threads']} threads, median of "
+        f"{gemm['runs']}): fp32 {gemm['fp32']['gmacs']:.0f} GMAC/s, int8 {gemm['int8']['gmacs']:.0f} GMAC/s = "
+        f"{gemm['int8_speedup']:.2f}x; int8 kernels: {facts.get('int8_kernels', 'unknown')} "
+        f"({facts.get('isa')}, {facts.get('cpu')}); {verdict}. Each cell's GMAC/s is the encoder's multiply-adds "
+        "over its median, and its share of the peak of its precision."
+    ]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The Markdown report: a header of settings and machine, the latency table, the runner table, notes."""
     s, m = report["settings"], report["machine"]
@@ -62,10 +98,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"flags {' '.join(m['cpu_flags']) or 'unknown'}; {m['os']}; load average {m['load_average']}",
         f"- libraries: {libs}",
         f"- baseline: {report['baseline']['origin'] or report['baseline']['source']}",
+        *host_capability_lines(report),
         "",
         "| runner | seq | median ms [95% CI] | p90 ms | p99 ms | IQR ms | seq/s | speed-up vs baseline [95% CI] "
-        "| vs student fp32 [95% CI] |",
-        "|---|---:|---|---:|---:|---:|---:|---|---|",
+        "| vs student fp32 [95% CI] | GMAC/s (of peak) |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|---|",
     ]
     for cell in report["cells"]:
         if cell["status"] != "ok":
@@ -75,13 +112,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {cell['runner']} | {cell['seq']} | {_ms(cell['median_ms'])} [{_ms(cell['ci_low_ms'])}, "
             f"{_ms(cell['ci_high_ms'])}] | {_ms(cell['p90_ms'])} | {_ms(cell['p99_ms'])} | {_ms(cell['iqr_ms'])} "
             f"| {cell['sequences_per_s']:.1f} | {_ratio(cell['speedup_vs_baseline'])} "
-            f"| {_ratio(cell['speedup_vs_student_fp32'])} |"
+            f"| {_ratio(cell['speedup_vs_student_fp32'])} | {_achieved(cell)} |"
         )
     lines += [
         "",
         "| runner | runtime | precision | status | size MB | deflated MB | first inference ms | peak RSS MB "
-        "| agreement with baseline |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+        "| agreement with baseline | kernels |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---|",
     ]
     for row in report["runners"]:
         first = row.get("first_inference_s")
@@ -89,7 +126,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['name']} | {row['runtime']} | {row['precision']} | {status} | {_mb(row.get('size_bytes'))} "
             f"| {_mb(row.get('compressed_bytes'))} | {_ms(first * 1e3) if first is not None else '–'} "
-            f"| {_mb(row.get('peak_rss_bytes'))} | {_fidelity_text(report, row['name'])} |"
+            f"| {_mb(row.get('peak_rss_bytes'))} | {_fidelity_text(report, row['name'])} "
+            f"| {_kernels(row.get('kernel_facts'))} |"
         )
     vs = report["fidelity_vs_baseline"]
     lines.append("")

@@ -90,7 +90,10 @@ def _torch_sizes(module: Any) -> dict[str, int]:
 
 
 def _model_info(loaded: Any) -> dict[str, Any]:
+    from pocketbert.runtime_bench.roofline import encoder_shape
+
     return {
+        "encoder": encoder_shape(loaded.model.config),
         "origin": loaded.origin,
         "task": loaded.task.value,
         "labels": list(loaded.labels),

@@ -17,20 +17,17 @@ line explains a crash). Requests:
 from __future__ import annotations
 
 import os
-import pickle
 import resource
-import select
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pocketbert.errors import PocketbertError
+from pocketbert.framing import FrameTimeout, recv, send
 
-_HEADER = struct.Struct("<Q")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 SETUP_TIMEOUT_S = 1800.0
 REQUEST_TIMEOUT_S = 900.0
@@ -61,33 +58,6 @@ def memory_bytes() -> dict[str, int]:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         values["VmHWM"] = peak if sys.platform == "darwin" else peak * 1024
     return {"peak_rss_bytes": values["VmHWM"], "rss_bytes": values.get("VmRSS", values["VmHWM"])}
-
-
-def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
-    chunks, remaining = [], size
-    while remaining:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise WorkerError("worker did not answer in time")
-        chunk = os.read(fd, min(remaining, 1 << 20))
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _recv(fd: int, timeout: float | None = None) -> Any:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return pickle.loads(_read_exact(fd, size, deadline))
 
 
 # ---------------------------------------------------------------- child side
@@ -131,6 +101,7 @@ class _Child:
                 errors[seq] = one_line(exc)
         return {
             "status": "ok",
+            "kernel_facts": runner.kernel_facts(),
             "load_s": loaded - start,
             "first_inference_s": first_s,
             "info": info,
@@ -164,7 +135,7 @@ def serve() -> None:
     child, fd = _Child(), sys.stdin.fileno()
     while True:
         try:
-            request = _recv(fd)
+            request = recv(fd)
         except EOFError:
             return
         command = request["cmd"]
@@ -181,9 +152,9 @@ def serve() -> None:
                 return
             else:
                 reply = {"error": f"unknown command {command!r}"}
-            _send(protocol, {"ok": True, "value": reply})
+            send(protocol, {"ok": True, "value": reply})
         except Exception as exc:
-            _send(protocol, {"ok": False, "error": one_line(exc)})
+            send(protocol, {"ok": False, "error": one_line(exc)})
 
 
 # ---------------------------------------------------------------- parent side
@@ -223,8 +194,10 @@ class Worker:
         """Send one request and return the reply's value; :class:`WorkerError` when the worker fails."""
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
-            _send(self.process.stdin, message)
-            reply = _recv(self.process.stdout.fileno(), timeout)
+            send(self.process.stdin, message)
+            reply = recv(self.process.stdout.fileno(), timeout)
+        except FrameTimeout:
+            raise WorkerError("worker did not answer in time") from None
         except (EOFError, BrokenPipeError, OSError) as exc:
             code = self.process.poll()
             detail = self._last_log_line()
@@ -238,7 +211,7 @@ class Worker:
         """Ask the worker to exit, kill it if it does not, and drop its log."""
         if self.process.poll() is None:
             try:
-                _send(self.process.stdin, {"cmd": "exit"})
+                send(self.process.stdin, {"cmd": "exit"})
                 self.process.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
