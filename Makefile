@@ -10,7 +10,7 @@ OUT ?= out/default
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: run test lint format venv clean kotlin-test
+.PHONY: run test lint format venv clean kotlin-test kernels
 
 venv: $(STAMP)
 
@@ -26,8 +26,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check pocketbert tests benchmarks
 	$(BIN)/ruff format --check pocketbert tests benchmarks
 
-test: lint kotlin-test
+test: lint kotlin-test kernels
 	$(BIN)/python -m pytest -q
+
+# The emulated CPU kernel families that 'pocketbert parity --kernels' and the tests use: Debian's qemu-user-static
+# and an aarch64 Python with the same runtime versions, cached in ~/.cache/pocketbert/kernels (idempotent).
+kernels: $(STAMP)
+	$(BIN)/pocketbert kernels setup
 
 # Android core (tokenizer, post-processing, manifest) compiled with the pinned kotlinc and tested with JUnit against
 # golden vectors generated fresh by the pinned Python stack; ends with "N passed, N failed".

@@ -28,6 +28,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "coreml_target": "coreml_target",
         "budget": "budget",
         "gates": "gates",
+        "kernels": "kernels",
         "texts": "texts",
         "force": "force",
     }
@@ -91,6 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--coreml-target", default=None)
     parser.add_argument("--budget", default=None, help="int8 parity budget, e.g. 'cosine>=0.995'")
     parser.add_argument("--gates", type=Path, default=None, help="parity gate overrides (TOML)")
+    parser.add_argument(
+        "--kernels",
+        type=comma_list,
+        default=None,
+        metavar="FAMILIES",
+        help="CPU kernel families for parity (host, arm64, arm64-i8mm, x86-avx2; default host)",
+    )
     parser.add_argument("--texts", type=Path, default=None, help="extra parity texts, one per line")
     parser.add_argument("--force", action="store_true", help="replace an OUT that is not a pocketbert output")
     parser.add_argument("--baseline", dest="bench_baseline", default=None, help="bench baseline MODEL")

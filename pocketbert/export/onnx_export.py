@@ -163,6 +163,8 @@ class OnnxExporter(Exporter):
             "labels": json.dumps(ctx.loaded.labels),
             "source": ctx.loaded.origin,
         }
+        if "weights" in metadata:  # how int8 weights are stored, for an app that checks it
+            props["int8_weights"] = metadata["weights"]["recipe"]
         if "mixed_precision" in metadata:  # which weights stayed float under --budget, and their sensitivity
             props["mixed_precision"] = json.dumps(metadata["mixed_precision"], sort_keys=True)
         files = save_with_metadata(source, out_dir / rel, props)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
+from pocketbert.parity.matrix import by_artifact, families, worst_cosine
 from pocketbert.report.document import Block, Heading, Image, Paragraph, Table, to_html, to_markdown
 
 REPORT_DIR = "report"
@@ -61,13 +62,13 @@ def _gates(parity: dict[str, Any]) -> Table:
     for artifact in parity["artifacts"]:
         if artifact["error"]:
             fails.add(len(rows))
-            rows.append([artifact["name"], "runner", "", "", artifact["error"], "FAIL"])
+            rows.append([artifact.get("label", artifact["name"]), "runner", "", "", artifact["error"], "FAIL"])
         for check in artifact["checks"]:
             if not check["passed"]:
                 fails.add(len(rows))
             rows.append(
                 [
-                    artifact["name"],
+                    artifact.get("label", artifact["name"]),
                     check["metric"],
                     check["op"],
                     f"{check['threshold']:g}",
@@ -76,6 +77,46 @@ def _gates(parity: dict[str, Any]) -> Table:
                 ]
             )
     return Table(["artifact", "metric", "op", "gate", "value", "verdict"], rows, fails)
+
+
+def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
+    """Artifact x kernel family: each cell the verdict and worst cosine; then what each family's runtime saw."""
+    names = families(parity)
+    rows, fails = [], set()
+    for artifact, per_family in by_artifact(parity).items():
+        cells = []
+        for family in names:
+            verdict = per_family.get(family)
+            if verdict is None:
+                cells.append("—")
+                continue
+            worst = worst_cosine(verdict)
+            cells.append(
+                f"{'pass' if verdict['passed'] else 'FAIL'} {_fmt(worst) if worst is not None else ''}".strip()
+            )
+            if not verdict["passed"]:
+                fails.add(len(rows))
+        rows.append([artifact, *cells])
+    facts_rows, seen = [], set()
+    for verdict in parity["artifacts"]:
+        facts = verdict.get("kernel_facts") or {}
+        key = (verdict.get("kernels"), facts.get("runtime"))
+        if key in seen or not facts:
+            continue
+        seen.add(key)
+        how = facts.get("emulator") if facts.get("execution") == "emulated" else "native"
+        runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
+        facts_rows.append([key[0], facts.get("isa"), facts.get("cpu"), facts.get("int8_kernels"), runtime, how])
+    return [
+        Heading("Parity by kernel family"),
+        Paragraph(
+            "Worst cosine of each artifact on each CPU kernel family it ran on (the PyTorch reference runs on the "
+            "host; emulated families are QEMU user-mode guests with the same runtime versions; Core ML runs in its "
+            "own runner, once)."
+        ),
+        Table(["artifact", *names], rows, fails),
+        Table(["family", "ISA", "CPU", "int8 kernels", "runtime", "execution"], facts_rows),
+    ]
 
 
 def build_report(
@@ -114,6 +155,7 @@ def build_report(
             ),
             _gates(parity),
         ]
+        blocks += _kernel_matrix(parity)
     if bench:
         blocks += [Heading("Latency vs BERT")]
         blocks += [Paragraph(line) for line in bench.get("notes", [])]

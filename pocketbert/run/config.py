@@ -23,6 +23,7 @@ from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import DEFAULT_BUCKETS
+from pocketbert.kernels.families import parse_kernels
 from pocketbert.tomlfile import read_toml
 
 ALL_FORMATS = ["onnx", "tflite", "coreml"]
@@ -60,6 +61,7 @@ class RunConfig:
     coreml_target: str = "iOS16"
     budget: str | None = None
     gates: str | None = None
+    kernels: list[str] = field(default_factory=lambda: ["host"])
     texts: str | None = None
     force: bool = False
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -120,6 +122,7 @@ def validate(config: RunConfig) -> None:
     unknown = [f for f in config.formats if f not in ALL_FORMATS]
     if unknown:
         raise PocketbertError(f"unknown format {unknown[0]!r}; valid: {', '.join(ALL_FORMATS)}")
+    parse_kernels(config.kernels)
     if config.bench.threads < 1:
         raise PocketbertError(f"bench threads must be at least 1, got {config.bench.threads}")
     if config.bench.batch < 1 or (config.bench.repeats or 1) < 1 or (config.bench.warmup or 0) < 0:

@@ -20,6 +20,7 @@ from pocketbert.export.base import get_exporter
 from pocketbert.export.pipeline import export_model
 from pocketbert.fsutil import swap_in
 from pocketbert.loading import LoadedModel, load_model
+from pocketbert.parity.matrix import by_artifact, summary
 from pocketbert.run.config import RunConfig
 from pocketbert.run.lock import OutputLock
 from pocketbert.run.stages import StageLog
@@ -113,17 +114,16 @@ def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: S
 def _annotate_manifest(building: Path, parity: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict:
     """Add each artifact's parity verdict and latency summary to the manifest."""
     manifest = read_manifest(building)
-    verdicts = {a["name"]: a for a in (parity or {}).get("artifacts", [])}
+    matrix = by_artifact(parity)
     latency = (bench or {}).get("latency_summary", {})
     for artifact in manifest["artifacts"]:
-        verdict = verdicts.get(artifact["name"])
-        if verdict is not None:
-            keys = [k for k in verdict["metrics"] if k.endswith("cosine_min") or "agreement" in k or "spearman" in k]
-            artifact["parity"] = {
-                "passed": verdict["passed"],
-                "metrics": {k: verdict["metrics"][k] for k in keys},
-                "failed_gates": [c["metric"] for c in verdict["checks"] if not c["passed"]],
-                "error": verdict["error"],
+        per_family = matrix.get(artifact["name"])
+        if per_family:
+            # the headline verdict is the host's (else the first family's); every family's is under "kernels"
+            headline = per_family.get("host") or next(iter(per_family.values()))
+            artifact["parity"] = summary(headline) | {
+                "passed": all(v["passed"] for v in per_family.values()),
+                "kernels": {family: summary(v) for family, v in per_family.items()},
             }
         if artifact["name"] in latency:
             artifact["latency"] = latency[artifact["name"]]
@@ -133,12 +133,13 @@ def _annotate_manifest(building: Path, parity: dict[str, Any] | None, bench: dic
 
 def run_job(config: RunConfig, log: StageLog) -> RunResult:
     """Run every stage for ``config`` and install the result at ``config.output`` (see the module docstring)."""
-    from pocketbert.parity.check import check_parity
+    from pocketbert.parity.check import check_kernels, check_parity
     from pocketbert.parity.report import write_json, write_junit
     from pocketbert.report.write import write_reports
 
     out_dir = Path(config.output)
     check_output_target(out_dir, config.force)
+    check_kernels(config.kernels)  # an emulator that is not set up is refused before the slow work
     with OutputLock(out_dir):
         out_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
         building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.absolute().parent))
@@ -153,10 +154,11 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
                     loaded=loaded,
                     texts_file=Path(config.texts) if config.texts else None,
                     gates_file=Path(config.gates) if config.gates else None,
+                    kernels=config.kernels,
                 )
                 write_json(report, building / REPORT_DIR / "parity.json")
                 write_junit(report, building / REPORT_DIR / "junit.xml")
-                failed = [a.name for a in report.artifacts if not a.passed]
+                failed = [a.label for a in report.artifacts if not a.passed]
                 record.note = "all gates passed" if not failed else f"FAILED: {', '.join(failed)}"
             parity = report.to_dict()
             bench = None
@@ -180,7 +182,7 @@ def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, 
     """Bench every artifact in ``out_dir`` against the baseline; writes ``report/bench.*`` and returns a summary
     for the run report: notes, a median/speed-up table, plot file names, and per-runner medians by length."""
     from pocketbert.runtime_bench.bench import BenchConfig, run_bench
-    from pocketbert.runtime_bench.report import write_reports
+    from pocketbert.runtime_bench.report import host_capability_lines, write_reports
 
     baseline = resolve_baseline(config.bench.baseline)
     random = baseline.startswith("random:")
@@ -202,21 +204,29 @@ def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, 
     rows, latency = [], {}
     for cell in report["cells"]:
         if cell["status"] != "ok":
-            rows.append([cell["runner"], str(cell["seq"]), cell["status"], "", cell["reason"] or ""])
+            rows.append([cell["runner"], str(cell["seq"]), cell["status"], "", cell["reason"] or "", ""])
             continue
         speedup = cell.get("speedup_vs_baseline") or {}
         ratio = f"{speedup['value']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]" if speedup else "—"
-        rows.append([cell["runner"], str(cell["seq"]), f"{cell['median_ms']:.2f}", f"{cell['iqr_ms']:.2f}", ratio])
+        achieved = cell.get("fraction_of_peak")
+        share = f"{cell['achieved_gmacs']:.0f} ({achieved:.0%})" if achieved is not None else "—"
+        rows.append(
+            [cell["runner"], str(cell["seq"]), f"{cell['median_ms']:.2f}", f"{cell['iqr_ms']:.2f}", ratio, share]
+        )
         latency.setdefault(cell["runner"], {})[str(cell["seq"])] = round(cell["median_ms"], 3)
     settings_used = report["settings"]
     notes = [
         f"Baseline {baseline}{' — random weights: speed only, agreement not meaningful' if random else ''}; "
         f"batch {settings_used['batch']}, {settings_used['threads']} threads, {settings_used['repeats']} "
         f"interleaved rounds; {report['machine']['cpu_model']}. Full table: bench.md.",
+        *[line.removeprefix("- ") for line in host_capability_lines(report)],
     ]
     return {
         "notes": notes,
-        "table": {"header": ["runner", "seq", "median ms", "IQR ms", "speed-up vs baseline"], "rows": rows},
+        "table": {
+            "header": ["runner", "seq", "median ms", "IQR ms", "speed-up vs baseline", "GMAC/s (of host peak)"],
+            "rows": rows,
+        },
         "plots": [paths["latency_png"].name, paths["tradeoff_png"].name],
         "latency_summary": latency,
     }

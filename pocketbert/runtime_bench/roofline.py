@@ -58,7 +58,7 @@ def _gemm_models(directory: Path) -> tuple[Path, Path]:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
         [numpy_helper.from_array(weight, "w")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     fp32, int8 = directory / "gemm-fp32.onnx", directory / "gemm-int8.onnx"
     onnx.save(model, str(fp32))
     quantize_plain(fp32, int8, WEIGHT_RECIPES[DEFAULT_WEIGHT_RECIPE])
@@ -136,6 +136,6 @@ def add_roofline(report: dict[str, Any], gemm: dict[str, Any]) -> dict[str, Any]
         peak = peak_for(str(row.get("precision", "fp32")), gemm)
         cell["macs"] = macs
         cell["achieved_gmacs"] = round(achieved, 2)
-        cell["fraction_of_peak"] = round(achieved / peak, 4) if peak else None
+        cell["fraction_of_peak"] = round(achieved / peak, 6) if peak else None
     report["host_gemm"] = gemm
     return report
