@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import manifest_artifacts, read_manifest
+from pocketbert.integrity import verify_output
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.parity.comparator import Comparator, ParityReport
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
@@ -21,7 +22,14 @@ def load_reference(manifest: dict, reference: str | None = None) -> LoadedModel:
     """The model the manifest was exported from (or ``reference`` instead), with the manifest's task."""
     model = manifest["model"]
     source = reference if reference is not None else model.get("source") or None
-    return load_model(source, model["task"], num_labels=model.get("num_labels"), seed=model.get("seed", 0))
+    tokenizer = model.get("tokenizer") if reference is None else None
+    num_labels, seed = model.get("num_labels"), model.get("seed", 0)
+    return load_model(source, model["task"], num_labels=num_labels, seed=seed, tokenizer=tokenizer)
+
+
+def artifact_names(out_dir: Path) -> list[str]:
+    """Names of the artifacts in ``out_dir``'s manifest, in manifest order."""
+    return [a.name for a in manifest_artifacts(read_manifest(out_dir))]
 
 
 def check_parity(
@@ -36,8 +44,9 @@ def check_parity(
 ) -> ParityReport:
     """Run every artifact in ``out_dir`` (or those named in ``only``) and the reference on the same feeds.
 
-    Feeds are the built-in texts plus the lines of ``texts_file``, truncated at the manifest's ``max_length``;
-    gates are the defaults overridden by ``gates_file``.
+    The tokenizer files and every artifact checked are first verified against the manifest's sha256 (a mismatch
+    is a one-line error). Feeds are the built-in texts plus the lines of ``texts_file``, truncated at the
+    manifest's ``max_length``; gates are the defaults overridden by ``gates_file``.
     """
     manifest = read_manifest(out_dir)
     artifacts = manifest_artifacts(manifest)
@@ -47,6 +56,7 @@ def check_parity(
         if missing:
             raise PocketbertError(f"no artifact named {', '.join(missing)} in {out_dir}; have: {', '.join(known)}")
         artifacts = [a for a in artifacts if a.name in only]
+    verify_output(Path(out_dir), manifest, artifacts)
     loaded = loaded or load_reference(manifest, reference)
     texts = list(BUILTIN_TEXTS) + (read_text_file(texts_file, "texts file") if texts_file else [])
     feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))
