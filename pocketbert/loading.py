@@ -102,15 +102,19 @@ def uncased_tokenizer(model_max_length: int = 512) -> Any:
     )
 
 
+def _check_qa_labels(task: Task, num_labels: int) -> None:
+    if task is Task.QUESTION_ANSWERING and num_labels != 2:
+        raise PocketbertError(
+            f"question-answering needs a head of 2 outputs (start, end); this model has {num_labels} labels: "
+            "pass the --task it was trained for"
+        )
+
+
 def _finish(
     model: Any, tokenizer: Any, task: Task, source: str, origin: str, tokenizer_source: str | None
 ) -> LoadedModel:
     cfg = model.config
-    if task is Task.QUESTION_ANSWERING and cfg.num_labels != 2:
-        raise PocketbertError(
-            f"question-answering needs a head of 2 outputs (start, end); this model has {cfg.num_labels} labels: "
-            "pass the --task it was trained for"
-        )
+    _check_qa_labels(task, cfg.num_labels)
     check_vocabulary(tokenizer, model, tokenizer_source or source or origin)
     model.eval()
     model.float()
@@ -197,6 +201,7 @@ def _load_pretrained(
     config = _load_config(location, local)
     _check_architecture(config.model_type)
     task = task or task_from_architectures(getattr(config, "architectures", None))
+    _check_qa_labels(task, num_labels or config.num_labels)
     if local and not tokenizer:
         require_tokenizer_files(Path(location))
     kwargs: dict[str, Any] = {"local_files_only": local, "output_loading_info": True}
