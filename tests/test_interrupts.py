@@ -103,9 +103,12 @@ def test_ctrl_c_during_the_coremltools_import_stops_the_export(tiny_models, tmp_
         f"""
         import os, signal, sys
 
-        class SendSigint:
+        class SendSigint:  # on the first import coremltools/_deps/__init__.py makes inside its bare excepts
             def find_spec(self, name, path=None, target=None):
-                if name == "coremltools.libcoremlpython":
+                frame, deps = sys._getframe(1), os.path.join("coremltools", "_deps", "__init__.py")
+                while frame and not frame.f_code.co_filename.endswith(deps):
+                    frame = frame.f_back
+                if frame is not None:
                     sys.meta_path.remove(self)
                     os.kill(os.getpid(), signal.SIGINT)
                     sum(range(1000))
