@@ -30,7 +30,7 @@ def _flip(path: Path, offset: int, count: int = 64) -> None:
     path.write_bytes(bytes(data))
 
 
-def _reseal(out: Path) -> None:
+def reseal(out: Path) -> None:
     """Record the files' current sha256 in the manifest, as if the damage had happened before export."""
     from pocketbert.export.artifact import sha256_of
 
@@ -68,7 +68,7 @@ def test_parity_refuses_damage_the_parity_texts_never_touch(onnx_out, tmp_path, 
     assert len(err) == 1 and "onnx/fp32/model.onnx (onnx-fp32) does not match its sha256" in err[0]
     assert "pocketbert export" in err[0] and "--format onnx --precision fp32" in err[0]
     assert not (out / "report/parity.json").exists()
-    _reseal(out)  # the same bytes with matching checksums: parity alone cannot see the damage
+    reseal(out)  # the same bytes with matching checksums: parity alone cannot see the damage
     assert main(["parity", str(out)]) == 0
 
 
