@@ -15,6 +15,7 @@ from typing import Any
 
 from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.tasks import Task, task_from_architectures
+from pocketbert.tokenizer_check import check_vocabulary, load_tokenizer, require_tokenizer_files
 
 SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "distilbert": "DistilBERT",
@@ -44,6 +45,7 @@ class LoadedModel:
         origin: one human sentence saying which model this is and where it came from.
         labels: class names in id order (empty for feature extraction and QA).
         max_positions: the longest sequence the position embeddings allow, in tokens.
+        tokenizer_source: the tokenizer's hub id or directory when given apart from the model (``--tokenizer``).
     """
 
     model: Any
@@ -54,6 +56,7 @@ class LoadedModel:
     origin: str
     labels: list[str] = field(default_factory=list)
     max_positions: int = 512
+    tokenizer_source: str | None = None
 
     @property
     def num_heads(self) -> int:
@@ -99,8 +102,20 @@ def uncased_tokenizer(model_max_length: int = 512) -> Any:
     )
 
 
-def _finish(model: Any, tokenizer: Any, task: Task, source: str, origin: str) -> LoadedModel:
+def _check_qa_labels(task: Task, num_labels: int) -> None:
+    if task is Task.QUESTION_ANSWERING and num_labels != 2:
+        raise PocketbertError(
+            f"question-answering needs a head of 2 outputs (start, end); this model has {num_labels} labels: "
+            "pass the --task it was trained for"
+        )
+
+
+def _finish(
+    model: Any, tokenizer: Any, task: Task, source: str, origin: str, tokenizer_source: str | None
+) -> LoadedModel:
     cfg = model.config
+    _check_qa_labels(task, cfg.num_labels)
+    check_vocabulary(tokenizer, model, tokenizer_source or source or origin)
     model.eval()
     model.float()
     labels: list[str] = []
@@ -118,10 +133,13 @@ def _finish(model: Any, tokenizer: Any, task: Task, source: str, origin: str) ->
         origin=origin,
         labels=labels,
         max_positions=int(cfg.max_position_embeddings),
+        tokenizer_source=tokenizer_source,
     )
 
 
-def _load_random(preset: str, task: Task | None, num_labels: int | None, seed: int) -> LoadedModel:
+def _load_random(
+    preset: str, task: Task | None, num_labels: int | None, seed: int, tokenizer: str | None
+) -> LoadedModel:
     import torch
     from transformers import AutoConfig
 
@@ -136,16 +154,20 @@ def _load_random(preset: str, task: Task | None, num_labels: int | None, seed: i
     torch.manual_seed(seed)
     model = _auto_class(task).from_config(config)
     origin = f"{preset} architecture with random weights (seed {seed}): speed and conversion only"
-    return _finish(model, uncased_tokenizer(config.max_position_embeddings), task, RANDOM_PREFIX + preset, origin)
+    tok = load_tokenizer(tokenizer) if tokenizer else uncased_tokenizer(config.max_position_embeddings)
+    return _finish(model, tok, task, RANDOM_PREFIX + preset, origin, tokenizer)
 
 
-def _load_pretrained(location: str, task: Task | None, num_labels: int | None, origin: str, source: str) -> LoadedModel:
-    from transformers import AutoConfig, AutoTokenizer
+def _load_config(location: str, local: bool) -> Any:
+    from transformers import AutoConfig
 
-    local = Path(location).is_dir()
     try:
-        config = AutoConfig.from_pretrained(location, local_files_only=local)
+        return AutoConfig.from_pretrained(location, local_files_only=local)
     except (OSError, ValueError) as exc:
+        config_file = Path(location) / "config.json"
+        if local and config_file.is_file():
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PocketbertError(f"{config_file} is not a valid model config ({why}); fix or re-save it") from exc
         if local:
             raise PocketbertError(f"{location} is not a Hugging Face model directory (no config.json)") from exc
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
@@ -153,17 +175,48 @@ def _load_pretrained(location: str, task: Task | None, num_labels: int | None, o
         raise PocketbertError(
             f"cannot load {location!r}: not a local directory, not in the Hugging Face cache, and {why}; {ALTERNATIVES}"
         ) from exc
+
+
+def _check_head(location: str, task: Task, config: Any, info: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose weights for ``task``'s head are missing or of another shape (they would be
+    random); the unused pooler of a feature extractor does not count."""
+    mismatched = {str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ()}
+    untrained = sorted(set(info.get("missing_keys") or ()) | mismatched)
+    if task is Task.FEATURE_EXTRACTION:
+        untrained = [k for k in untrained if "pooler" not in k]
+    if untrained:
+        trained = task_from_architectures(getattr(config, "architectures", None))
+        raise PocketbertError(
+            f"{location} has no trained weights for a {task.value} head ({', '.join(untrained[:2])} would be "
+            f"random): pass --task {trained.value} (what the checkpoint was trained for) or a {task.value} checkpoint"
+        )
+
+
+def _load_pretrained(
+    location: str, task: Task | None, num_labels: int | None, origin: str, source: str, tokenizer: str | None
+) -> LoadedModel:
+    from transformers import AutoTokenizer
+
+    local = Path(location).is_dir()
+    config = _load_config(location, local)
     _check_architecture(config.model_type)
     task = task or task_from_architectures(getattr(config, "architectures", None))
-    kwargs: dict[str, Any] = {"local_files_only": local}
+    _check_qa_labels(task, num_labels or config.num_labels)
+    if local and not tokenizer:
+        require_tokenizer_files(Path(location))
+    kwargs: dict[str, Any] = {"local_files_only": local, "output_loading_info": True}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     try:
-        model = _auto_class(task).from_pretrained(location, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local)
+        model, info = _auto_class(task).from_pretrained(location, **kwargs)
+        if tokenizer:
+            tok = load_tokenizer(tokenizer)
+        else:
+            tok = AutoTokenizer.from_pretrained(location, local_files_only=local)
     except OSError as exc:
         raise PocketbertError(f"cannot load {location!r}: {str(exc).splitlines()[0]}") from exc
-    return _finish(model, tokenizer, task, source, origin)
+    _check_head(location, task, config, info)
+    return _finish(model, tok, task, source, origin, tokenizer)
 
 
 def default_model_dir() -> Path:
@@ -181,6 +234,7 @@ def load_model(
     *,
     num_labels: int | None = None,
     seed: int = 0,
+    tokenizer: str | None = None,
 ) -> LoadedModel:
     """Load a model for export.
 
@@ -191,9 +245,11 @@ def load_model(
         task: the head to export; inferred from ``config.architectures`` when ``None``.
         num_labels: label count for classification heads created from scratch (random presets).
         seed: seed of the random weights of ``random:`` presets.
+        tokenizer: a tokenizer directory or hub id to use instead of the model's own tokenizer files.
 
     Raises:
-        PocketbertError: unknown source, unsupported architecture, or hub unreachable with nothing cached.
+        PocketbertError: unknown source, unsupported architecture, hub unreachable with nothing cached, no
+            usable tokenizer, or no trained weights for the task's head.
     """
     import transformers
 
@@ -202,12 +258,17 @@ def load_model(
     if not source:
         path = default_model_dir()
         origin = f"{DEFAULT_MODEL_NAME} (real weights, embedded from the {DEFAULT_MODEL_PACKAGE} package at {path})"
-        return _load_pretrained(str(path), task or Task.FEATURE_EXTRACTION, num_labels, origin, "")
+        return _load_pretrained(str(path), task or Task.FEATURE_EXTRACTION, num_labels, origin, "", tokenizer)
     if source.startswith(RANDOM_PREFIX):
-        return _load_random(source[len(RANDOM_PREFIX) :], task, num_labels, seed)
+        return _load_random(source[len(RANDOM_PREFIX) :], task, num_labels, seed, tokenizer)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_pretrained(str(path), task, num_labels, f"local checkpoint {path.resolve()}", source)
+        return _load_pretrained(str(path), task, num_labels, f"local checkpoint {path.resolve()}", source, tokenizer)
+    if path.exists():
+        raise PocketbertError(
+            f"model {source} is a file, not a directory: pass the directory that holds config.json and the weights"
+        )
     if source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise PocketbertError(f"model directory {source} does not exist; {ALTERNATIVES}")
-    return _load_pretrained(source, task, num_labels, f"{source} from the Hugging Face hub or cache", source)
+    origin = f"{source} from the Hugging Face hub or cache"
+    return _load_pretrained(source, task, num_labels, origin, source, tokenizer)

@@ -32,3 +32,14 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):
         return cache[(arch, task)]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def onnx_out(tiny_models, tmp_path_factory) -> Path:
+    """An OUT holding the ONNX fp32 export of the tiny DistilBERT classifier, built once: copy it before changing it."""
+    from pocketbert.cli import main
+
+    out = tmp_path_factory.mktemp("onnx-out") / "out"
+    model = str(tiny_models("distilbert", "sequence-classification"))
+    assert main(["export", model, "--format", "onnx", "--precision", "fp32", "-o", str(out)]) == 0
+    return out

@@ -126,10 +126,13 @@ def test_unreachable_check_rule_fails_and_a_trivial_one_passes(quick_run, capsys
 
 
 def test_crashing_runner_is_reported_and_the_others_still_measured(pair, tmp_path, capsys):
+    from tests.test_integrity import reseal
+
     out, baseline = pair
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
     (broken / "onnx" / "int8" / "model.onnx").write_bytes(b"not an onnx model")
+    reseal(broken)  # broken at export, not damaged after it: the checksums match and the runner must crash
     manifest = json.loads((broken / "manifest.json").read_text())
     manifest["artifacts"][0]["sequence_buckets"] = [16]  # as if onnx-fp32 had static shapes up to 16 tokens
     (broken / "manifest.json").write_text(json.dumps(manifest))

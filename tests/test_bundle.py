@@ -149,7 +149,7 @@ def test_corrupt_artifact_is_refused_and_previous_bundle_kept(tmp_path, apps):
     directory = apps[0] / ANDROID.assets / BUNDLE_DIR
     before = {f: (directory / f).read_bytes() for f in bundled_files(directory)}
     (out / "tflite/int8/model.tflite").write_bytes(b"tampered")
-    with pytest.raises(PocketbertError, match="does not match its manifest sha256"):
+    with pytest.raises(PocketbertError, match="does not match its sha256 in manifest.json"):
         bundle(out, android=apps[0])
     assert {f: (directory / f).read_bytes() for f in bundled_files(directory)} == before
 

@@ -14,6 +14,7 @@ from pocketbert.cli import main
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact, finalize, read_manifest, write_json_atomic
 from pocketbert.export.pipeline import export_model
+from pocketbert.integrity import digests
 from pocketbert.kernels import families
 from pocketbert.kernels.facts import int8_kernel_class, process_facts, runtime_version
 from pocketbert.kernels.provision import setup_arm64
@@ -50,6 +51,7 @@ def _requantize(out, recipe: str) -> None:
         if entry["name"] == "onnx-int8":
             artifact = finalize(Artifact.from_dict(entry), out)
             entry.update(sha256=artifact.sha256, size_bytes=artifact.size_bytes)
+            entry["file_sha256"] = digests(out, entry["files"])
             entry["metadata"]["weights"] = {"recipe": recipe}
     write_json_atomic(out / "manifest.json", manifest)
 

@@ -11,16 +11,16 @@ leaves the previous bundle (or none) untouched.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest, sha256_of
+from pocketbert.export.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest
 from pocketbert.export.artifact import write_json_atomic as _write_json
-from pocketbert.fsutil import swap_in
+from pocketbert.fsutil import aside_dir, swap_in
+from pocketbert.integrity import file_sha256, verify_output
 
 BUNDLE_DIR = "pocketbert"
 
@@ -111,16 +111,13 @@ def _ordered(files: list[str]) -> list[str]:
     return [str(p) for p in sorted(PurePosixPath(f) for f in files)]
 
 
-def _verify_source(out_dir: Path, artifact: Artifact) -> None:
-    paths = [out_dir / f for f in artifact.files]
-    missing = [f for f, p in zip(artifact.files, paths) if not p.is_file()]
-    if missing:
-        raise PocketbertError(f"{out_dir}/{missing[0]} is missing; re-run 'pocketbert export'")
-    if sha256_of(paths) != artifact.sha256:
-        raise PocketbertError(
-            f"{artifact.name} in {out_dir} does not match its manifest sha256 (changed after export); "
-            "re-run 'pocketbert export'"
-        )
+def _verify_source(out_dir: Path, manifest: dict[str, Any], artifact: Artifact) -> str:
+    """Verify ``artifact`` and the vocabulary against the manifest's sha256; return the vocabulary's path."""
+    vocab = manifest.get("tokenizer", {}).get("vocab")
+    if not vocab:
+        raise PocketbertError(f"{out_dir} has no tokenizer vocabulary; re-run 'pocketbert export'")
+    verify_output(out_dir, manifest, [artifact], tokenizer_files=[vocab])
+    return vocab
 
 
 def bundle_manifest(manifest: dict[str, Any], artifact: Artifact, target: AppTarget, out_dir: Path) -> dict[str, Any]:
@@ -131,6 +128,7 @@ def bundle_manifest(manifest: dict[str, Any], artifact: Artifact, target: AppTar
     data["artifacts"] = [entry]
     tokenizer = dict(manifest["tokenizer"])
     tokenizer["files"] = [tokenizer["vocab"]]
+    tokenizer["sha256"] = {tokenizer["vocab"]: manifest["tokenizer"]["sha256"][tokenizer["vocab"]]}
     data["tokenizer"] = tokenizer
     data["bundle"] = {
         "platform": target.platform,
@@ -147,19 +145,16 @@ def bundle_app(out_dir: Path, app_dir: Path, target: AppTarget, names: list[str]
     manifest = read_manifest(out_dir)
     check_app(app_dir, target)
     artifact = choose_artifact(manifest_artifacts(manifest), target, names)
-    _verify_source(out_dir, artifact)
-    vocab = manifest.get("tokenizer", {}).get("vocab")
-    if not vocab or not (out_dir / vocab).is_file():
-        raise PocketbertError(f"{out_dir} has no tokenizer vocabulary; re-run 'pocketbert export'")
+    vocab = _verify_source(out_dir, manifest, artifact)
 
     parent = app_dir / target.assets
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{BUNDLE_DIR}.", dir=parent))
+    stage = aside_dir(parent / BUNDLE_DIR, "bundle")
     try:
         for rel in [*artifact.files, vocab]:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(out_dir / rel, stage / rel)
-        if sha256_of([stage / f for f in artifact.files]) != artifact.sha256:
+        copied = {rel: file_sha256(stage / rel) for rel in [*artifact.files, vocab]}
+        if copied != {**artifact.file_sha256, vocab: manifest["tokenizer"]["sha256"][vocab]}:
             raise PocketbertError(f"copying {artifact.name} into {parent} changed it; check the disk and retry")
         _write_json(stage / MANIFEST_NAME, bundle_manifest(manifest, artifact, target, out_dir))
         swap_in(stage, parent / BUNDLE_DIR)
@@ -180,5 +175,5 @@ def bundle(
     manifest = read_manifest(Path(out_dir))
     for path, target in targets:  # refuse early, before writing anything anywhere
         check_app(path, target)
-        _verify_source(Path(out_dir), choose_artifact(manifest_artifacts(manifest), target, artifacts))
+        _verify_source(Path(out_dir), manifest, choose_artifact(manifest_artifacts(manifest), target, artifacts))
     return [bundle_app(out_dir, path, target, artifacts) for path, target in targets]

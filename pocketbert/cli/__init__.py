@@ -1,7 +1,8 @@
 """The ``pocketbert`` command line: one subcommand module per pipeline stage.
 
 Each module in :data:`COMMANDS` defines ``register(subparsers)``, which adds its parser and sets ``func`` to a
-handler ``(args) -> exit code``. User errors (:class:`PocketbertError`) print one line and exit with 2.
+handler ``(args) -> exit code``. User errors (:class:`PocketbertError`) print one line and exit with 2; SIGINT and
+SIGTERM stop the command (see :mod:`pocketbert.interrupts`) with exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from pocketbert import __version__
+from pocketbert import __version__, interrupts
 from pocketbert.errors import PocketbertError
 from pocketbert.quiet import quiet_third_party
 
@@ -45,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with interrupts.handling():
+            return int(args.func(args) or 0)
     except PocketbertError as exc:
         print(f"pocketbert {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"pocketbert {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"pocketbert {args.command}: interrupted; nothing was changed", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, interrupts.Interrupted) else 130

@@ -21,8 +21,11 @@ def int_list(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
 
 
+TOKENIZER_HELP = "tokenizer dir or hub id, when MODEL has no tokenizer files of its own"
+
+
 def add_model_args(parser: argparse.ArgumentParser, positional: bool = True) -> None:
-    """MODEL plus --task / --num-labels / --seed."""
+    """MODEL plus --task / --num-labels / --seed / --tokenizer."""
     if positional:
         parser.add_argument(
             "model",
@@ -40,6 +43,7 @@ def add_model_args(parser: argparse.ArgumentParser, positional: bool = True) -> 
     )
     parser.add_argument("--num-labels", type=int, default=None, help="labels for a new classification head")
     parser.add_argument("--seed", type=int, default=0, help="seed of random: presets (default 0)")
+    parser.add_argument("--tokenizer", default=None, help=TOKENIZER_HELP)
 
 
 def say(message: str, quiet: bool = False) -> None:

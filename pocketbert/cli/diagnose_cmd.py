@@ -13,6 +13,7 @@ from pocketbert.errors import PocketbertError
 def _run(args: argparse.Namespace) -> int:
     from pocketbert.export.artifact import manifest_artifacts, read_manifest, write_json_atomic
     from pocketbert.export.manifest import read_tokenizer
+    from pocketbert.integrity import verify_output
     from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
     from pocketbert.parity.localize import culprit, localize, plot, probe_runner, rows_to_dicts
     from pocketbert.tasks import Task
@@ -33,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
             "export one or pass --against"
         )
     reference = artifacts[against]
+    verify_output(args.output_dir, manifest, [candidate, reference])
     task = Task(manifest["model"]["task"])
     tokenizer = read_tokenizer(args.output_dir, "diagnose tokenizes with it")
     texts = list(BUILTIN_TEXTS) + (read_text_file(args.texts, "texts file") if args.texts else [])

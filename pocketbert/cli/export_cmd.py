@@ -54,18 +54,22 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
 
 def _run(args: argparse.Namespace) -> int:
     from pocketbert.errors import PocketbertError
-    from pocketbert.export.pipeline import export_model
+    from pocketbert.export.pipeline import export_model, validate_request
     from pocketbert.loading import load_model
+    from pocketbert.outdir import check_target
 
     if args.opset < 17:
         raise PocketbertError(f"ONNX opset must be at least 17 (LayerNormalization), got {args.opset}")
     settings = settings_from_args(args)
-    loaded = load_model(args.model, args.task, num_labels=args.num_labels, seed=args.seed)
+    formats, precisions = args.format or ["onnx"], args.precision or ["fp32", "int8"]
+    validate_request(formats, precisions, settings)
+    check_target(args.output, args.force)
+    loaded = load_model(args.model, args.task, num_labels=args.num_labels, seed=args.seed, tokenizer=args.tokenizer)
     say(f"model: {loaded.origin}; task {loaded.task.value}")
     manifest = export_model(
         loaded,
-        args.format or ["onnx"],
-        args.precision or ["fp32", "int8"],
+        formats,
+        precisions,
         args.output,
         settings,
         seed=args.seed,

@@ -10,7 +10,8 @@ from pocketbert.kernels.families import FAMILIES
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pocketbert.parity.check import check_parity
+    from pocketbert.parity.check import artifact_names, check_parity
+    from pocketbert.parity.merge import merge_previous
     from pocketbert.parity.report import render, write_json, write_junit
 
     require_positive(args.threads, "--threads")
@@ -24,8 +25,11 @@ def _run(args: argparse.Namespace) -> int:
         kernels=args.kernels,
     )
     report_dir = args.report or args.output_dir / "report"
-    write_json(report, report_dir / "parity.json")
-    write_junit(report, report_dir / "junit.xml")
+    saved = (
+        merge_previous(report, report_dir / "parity.json", artifact_names(args.output_dir)) if args.artifact else report
+    )
+    write_json(saved, report_dir / "parity.json")
+    write_junit(saved, report_dir / "junit.xml")
     print(render(report))
     say(f"wrote {report_dir / 'parity.json'} and {report_dir / 'junit.xml'}")
     return 0 if report.passed else 1

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pocketbert.cli.common import comma_list, int_list
+from pocketbert.cli.common import TOKENIZER_HELP, comma_list, int_list
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -18,6 +18,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "task": "task",
         "num_labels": "num_labels",
         "seed": "seed",
+        "tokenizer": "tokenizer",
         "output": "output",
         "format": "formats",
         "precision": "precisions",
@@ -83,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", default=None)
     parser.add_argument("--num-labels", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--tokenizer", default=None, help=TOKENIZER_HELP)
     parser.add_argument("--format", type=comma_list, default=None, help="default onnx,tflite,coreml")
     parser.add_argument("--precision", type=comma_list, default=None, help="default fp32,fp16,int8")
     parser.add_argument("--int8-scheme", choices=("dynamic", "static"), default=None)

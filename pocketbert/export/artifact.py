@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
+from pocketbert.fsutil import apply_umask
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 DEFAULT_BUCKETS: tuple[int, ...] = (32, 64, 128)
 
 
@@ -31,7 +32,8 @@ class Artifact:
     """One exported model file (or package) and how it was made.
 
     ``path`` is relative to the output directory; ``files`` lists every file belonging to the artifact
-    (relative to the output directory), e.g. an ONNX model and its external data.
+    (relative to the output directory), e.g. an ONNX model and its external data; ``file_sha256`` maps each of
+    them to its hex sha256 and ``sha256`` hashes all of them in sorted path order.
     """
 
     format: str
@@ -44,6 +46,7 @@ class Artifact:
     sequence_buckets: list[int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    file_sha256: dict[str, str] = field(default_factory=dict)
     size_bytes: int = 0
 
     @property
@@ -112,13 +115,16 @@ def files_under(path: Path) -> list[Path]:
 
 
 def finalize(artifact: Artifact, out_dir: Path) -> Artifact:
-    """Fill ``files``, ``sha256`` and ``size_bytes`` from what is on disk below ``out_dir``."""
+    """Fill ``files``, ``sha256``, ``file_sha256`` and ``size_bytes`` from what is on disk below ``out_dir``."""
+    from pocketbert.integrity import digests
+
     root = out_dir / artifact.path
     files = [root] if not root.is_dir() else files_under(root)
     extra = [out_dir / f for f in artifact.files if (out_dir / f) not in files]
     everything = files + extra
     artifact.files = sorted(str(p.relative_to(out_dir)) for p in everything)
     artifact.sha256 = sha256_of(everything)
+    artifact.file_sha256 = digests(out_dir, artifact.files)
     artifact.size_bytes = sum(p.stat().st_size for p in everything)
     return artifact
 
@@ -128,6 +134,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        apply_umask(Path(tmp))
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2, sort_keys=False)
             handle.write("\n")
@@ -147,7 +154,10 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise PocketbertError(f"{path} is not valid JSON ({exc.msg}); re-run 'pocketbert export'") from None
     if data.get("schema_version") != MANIFEST_VERSION:
-        raise PocketbertError(f"{path} has schema_version {data.get('schema_version')}, expected {MANIFEST_VERSION}")
+        raise PocketbertError(
+            f"{path} has schema_version {data.get('schema_version')}, this pocketbert reads {MANIFEST_VERSION}; "
+            "re-run 'pocketbert export' into it"
+        )
     return data
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pocketbert import __version__
 from pocketbert.export.artifact import MANIFEST_VERSION, Artifact, ExportSettings
+from pocketbert.integrity import digests
 from pocketbert.loading import LoadedModel
 
 TOKENIZER_DIR = "tokenizer"
@@ -45,28 +46,36 @@ def write_vocab(tok: Any, path: Path) -> None:
 
 
 def write_tokenizer(loaded: LoadedModel, out_dir: Path) -> dict[str, Any]:
-    """Save the tokenizer (HF files plus a plain ``vocab.txt`` for the apps) and describe its settings."""
+    """Save the tokenizer (HF files plus a plain ``vocab.txt`` for the apps) and describe its settings and the
+    sha256 of every file written."""
     tok = loaded.tokenizer
     target = out_dir / TOKENIZER_DIR
     target.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(target))
     write_vocab(tok, target / VOCAB_FILE)
+    files = sorted(f"{TOKENIZER_DIR}/{p.name}" for p in target.iterdir() if p.is_file())
     return {
         "type": "wordpiece",
-        "files": sorted(f"{TOKENIZER_DIR}/{p.name}" for p in target.iterdir() if p.is_file()),
+        "files": files,
+        "sha256": digests(out_dir, files),
         "vocab": f"{TOKENIZER_DIR}/{VOCAB_FILE}",
         "vocab_size": len(tok.get_vocab()),
         **tokenizer_settings(tok),
     }
 
 
+def _resolved(source: str | None) -> str | None:
+    """A local directory as an absolute path; hub ids and presets as given."""
+    if source and Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser().resolve())
+    return source
+
+
 def model_section(loaded: LoadedModel, seed: int) -> dict[str, Any]:
     """How to rebuild the reference model, and what the apps show about it."""
-    source = loaded.source
-    if source and Path(source).expanduser().is_dir():
-        source = str(Path(source).expanduser().resolve())
     return {
-        "source": source,
+        "source": _resolved(loaded.source) or "",
+        "tokenizer": _resolved(loaded.tokenizer_source),
         "origin": loaded.origin,
         "architecture": loaded.architecture,
         "task": loaded.task.value,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import Artifact, manifest_artifacts, read_manifest
+from pocketbert.integrity import verify_output
 from pocketbert.kernels.families import EMULATED_FORMATS, FAMILIES, HOST, missing, parse_kernels
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.parity.comparator import Comparator, ParityReport
@@ -22,7 +23,14 @@ def load_reference(manifest: dict, reference: str | None = None) -> LoadedModel:
     """The model the manifest was exported from (or ``reference`` instead), with the manifest's task."""
     model = manifest["model"]
     source = reference if reference is not None else model.get("source") or None
-    return load_model(source, model["task"], num_labels=model.get("num_labels"), seed=model.get("seed", 0))
+    tokenizer = model.get("tokenizer") if reference is None else None
+    num_labels, seed = model.get("num_labels"), model.get("seed", 0)
+    return load_model(source, model["task"], num_labels=num_labels, seed=seed, tokenizer=tokenizer)
+
+
+def artifact_names(out_dir: Path) -> list[str]:
+    """Names of the artifacts in ``out_dir``'s manifest, in manifest order."""
+    return [a.name for a in manifest_artifacts(read_manifest(out_dir))]
 
 
 def check_parity(
@@ -38,11 +46,12 @@ def check_parity(
 ) -> ParityReport:
     """Run every artifact in ``out_dir`` (or those named in ``only``) and the reference on the same feeds.
 
-    Feeds are the built-in texts plus the lines of ``texts_file``, truncated at the manifest's ``max_length``;
-    gates are the defaults overridden by ``gates_file``. ``kernels`` are the kernel families to run the artifacts
-    on (default ``host``; see :mod:`pocketbert.kernels`): ONNX and TFLite artifacts run on each, the PyTorch
-    reference always on the host; Core ML runs once, in its own runner. A family that cannot run here is refused
-    before any model is loaded.
+    The tokenizer files and every artifact checked are first verified against the manifest's sha256 (a mismatch
+    is a one-line error). Feeds are the built-in texts plus the lines of ``texts_file``, truncated at the
+    manifest's ``max_length``; gates are the defaults overridden by ``gates_file``. ``kernels`` are the kernel
+    families to run the artifacts on (default ``host``; see :mod:`pocketbert.kernels`): ONNX and TFLite artifacts
+    run on each, the PyTorch reference always on the host; Core ML runs once, in its own runner. A family that
+    cannot run here is refused before any model is loaded.
     """
     families = check_kernels(kernels)
     manifest = read_manifest(out_dir)
@@ -53,6 +62,7 @@ def check_parity(
         if unknown:
             raise PocketbertError(f"no artifact named {', '.join(unknown)} in {out_dir}; have: {', '.join(known)}")
         artifacts = [a for a in artifacts if a.name in only]
+    verify_output(Path(out_dir), manifest, artifacts)
     loaded = loaded or load_reference(manifest, reference)
     texts = list(BUILTIN_TEXTS) + (read_text_file(texts_file, "texts file") if texts_file else [])
     feeds = build_feeds(loaded.tokenizer, texts, int(manifest["max_length"]))

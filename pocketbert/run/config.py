@@ -51,6 +51,7 @@ class RunConfig:
     task: str | None = None
     num_labels: int | None = None
     seed: int = 0
+    tokenizer: str | None = None
     output: str = "out/default"
     formats: list[str] = field(default_factory=lambda: list(ALL_FORMATS))
     precisions: list[str] = field(default_factory=lambda: ["fp32", "fp16", "int8"])

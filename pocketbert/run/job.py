@@ -7,9 +7,7 @@ an earlier run: every artifact is rebuilt from the model and the settings of thi
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,13 @@ from typing import Any
 from pocketbert.errors import MissingDependencyError, PocketbertError
 from pocketbert.export.artifact import MANIFEST_NAME, ExportSettings, read_manifest, write_json_atomic
 from pocketbert.export.base import get_exporter
-from pocketbert.export.pipeline import export_model
-from pocketbert.fsutil import swap_in
+from pocketbert.export.manifest import model_section
+from pocketbert.export.pipeline import export_model, validate_request
+from pocketbert.fsutil import aside_dir, swap_in
 from pocketbert.loading import LoadedModel, load_model
+from pocketbert.outdir import check_owner, check_target, claim
 from pocketbert.parity.matrix import by_artifact, summary
 from pocketbert.run.config import RunConfig
-from pocketbert.run.lock import OutputLock
 from pocketbert.run.stages import StageLog
 
 REPORT_DIR = "report"
@@ -63,18 +62,6 @@ class RunResult:
         }
 
 
-def check_output_target(out_dir: Path, force: bool) -> None:
-    """Refuse an ``OUT`` that is a file, unwritable, or a non-empty directory that is not a pocketbert output."""
-    parent = out_dir.absolute().parent
-    existing = next((p for p in [parent, *parent.parents] if p.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise PocketbertError(f"cannot write {out_dir}: {existing} is not a writable directory; choose another -o")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PocketbertError(f"output {out_dir} exists and is not a directory; choose another -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file() and not force:
-        raise PocketbertError(f"output {out_dir} is not empty and not a pocketbert output; use --force or another -o")
-
-
 def resolve_baseline(requested: str | None) -> str:
     """The bench baseline: as asked, else bert-base-uncased when the hub or cache has it, else random weights."""
     if requested:
@@ -86,8 +73,9 @@ def resolve_baseline(requested: str | None) -> str:
     return REAL_BASELINE
 
 
-def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: StageLog) -> dict[str, str]:
-    settings = ExportSettings(
+def export_settings(config: RunConfig) -> ExportSettings:
+    """The export settings of a run configuration."""
+    return ExportSettings(
         max_length=config.buckets[-1] if config.buckets else 0,
         sequence_buckets=list(config.buckets),
         int8_scheme=config.int8_scheme,
@@ -96,6 +84,10 @@ def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: S
         coreml_target=config.coreml_target,
         int8_budget=config.budget,
     )
+
+
+def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: StageLog) -> dict[str, str]:
+    settings = export_settings(config)
     skipped: dict[str, str] = {}
     for fmt in config.formats:
         try:
@@ -138,15 +130,22 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
     from pocketbert.report.write import write_reports
 
     out_dir = Path(config.output)
-    check_output_target(out_dir, config.force)
+    validate_request(list(config.formats), list(config.precisions), export_settings(config), skip_missing=True)
+    check_target(out_dir, config.force)
     check_kernels(config.kernels)  # an emulator that is not set up is refused before the slow work
-    with OutputLock(out_dir):
-        out_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.absolute().parent))
+    with claim(out_dir):
+        building = aside_dir(out_dir, "building")
         try:
             with log.stage("load model") as record:
-                loaded = load_model(config.model, config.task, num_labels=config.num_labels, seed=config.seed)
+                loaded = load_model(
+                    config.model,
+                    config.task,
+                    num_labels=config.num_labels,
+                    seed=config.seed,
+                    tokenizer=config.tokenizer,
+                )
                 record.note = loaded.origin
+            check_owner(out_dir, model_section(loaded, config.seed), config.force)
             skipped = _export_stage(config, loaded, building, log)
             with log.stage("parity") as record:
                 report = check_parity(

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pocketbert import interrupts
+
 
 @dataclass
 class StageRecord:
@@ -33,13 +35,16 @@ class StageLog:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
-        """Time the ``with`` body as stage ``name``; an exception marks it failed and propagates."""
+        """Time the ``with`` body as stage ``name``; an exception marks it failed and propagates. A SIGINT/SIGTERM
+        that arrived before or during the stage (even one swallowed by a library) stops the job at its boundary."""
+        interrupts.check()
         record = StageRecord(name)
         self.records.append(record)
         start = time.perf_counter()
         try:
             with self._console.status(f"{name} …"):
                 yield record
+            interrupts.check()
         except BaseException as exc:
             record.status, record.note = "failed", (str(exc).splitlines() or [type(exc).__name__])[0]
             raise

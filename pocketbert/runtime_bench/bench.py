@@ -21,6 +21,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import manifest_artifacts, read_manifest
 from pocketbert.export.manifest import read_tokenizer
+from pocketbert.integrity import verify_output
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, parity_fidelity
 from pocketbert.runtime_bench.inputs import make_feeds
@@ -137,6 +138,7 @@ def load_bench_manifest(out_dir: Path) -> dict[str, Any]:
     manifest = read_manifest(out_dir)
     if not manifest_artifacts(manifest):
         raise PocketbertError(f"{out_dir} has no artifacts: run 'pocketbert export MODEL -o {out_dir}' first")
+    verify_output(out_dir, manifest, manifest_artifacts(manifest))
     return manifest
 
 
@@ -153,6 +155,7 @@ def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[R
         model.get("seed", 0),
     )
     random_baseline = baseline.startswith("random:")
+    own = {"tokenizer": model.get("tokenizer")}
     specs = [
         RunnerSpec(
             BASELINE,
@@ -164,8 +167,8 @@ def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[R
             task=task if random_baseline else None,
             num_labels=labels if random_baseline else None,
         ),
-        RunnerSpec(STUDENT_FP32, "torch-hf", "student", "pytorch", "fp32", source, task, labels, seed),
-        RunnerSpec(STUDENT_INT8, "torch-int8", "student", "pytorch", "int8-dynamic", source, task, labels, seed),
+        RunnerSpec(STUDENT_FP32, "torch-hf", "student", "pytorch", "fp32", source, task, labels, seed, **own),
+        RunnerSpec(STUDENT_INT8, "torch-int8", "student", "pytorch", "int8-dynamic", source, task, labels, seed, **own),
     ]
     for artifact in manifest_artifacts(manifest):
         specs.append(

@@ -42,6 +42,7 @@ class RunnerSpec:
         precision: e.g. ``fp32``, ``int8``.
         source, task, num_labels, seed: arguments of :func:`pocketbert.loading.load_model` (torch kinds).
         out_dir, artifact: the output directory and artifact name (artifact kind).
+        tokenizer: the tokenizer given apart from the model at export (``--tokenizer``), else ``None``.
     """
 
     name: str
@@ -55,6 +56,7 @@ class RunnerSpec:
     seed: int = 0
     out_dir: str | None = None
     artifact: str | None = None
+    tokenizer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +113,7 @@ def _build_torch(spec: RunnerSpec, threads: int) -> tuple[Runner, dict[str, Any]
     from pocketbert.wrapper import DeploymentModel
 
     torch.set_num_threads(threads)
-    loaded = load_model(spec.source, spec.task, num_labels=spec.num_labels, seed=spec.seed)
+    loaded = load_model(spec.source, spec.task, num_labels=spec.num_labels, seed=spec.seed, tokenizer=spec.tokenizer)
     info = _model_info(loaded)
     if spec.kind == "torch-hf":
         info.update(_torch_sizes(loaded.model))

@@ -21,9 +21,10 @@ struct AppBundle {
         }
     }
 
-    /// Verifies the sha256, compiles the `.mlpackage` once (cached by sha256) and loads tokenizer + model.
+    /// Verifies the artifact and vocabulary sha256, compiles the `.mlpackage` once (cached by sha256) and loads tokenizer + model.
     func load(computeUnits: MLComputeUnits) throws -> Engine {
         try ArtifactVerifier.verify(artifact, root: root)
+        try ArtifactVerifier.verifyVocab(manifest, root: root)
         let tokenizer = try WordPieceTokenizer(
             vocab: readVocab(Data(contentsOf: root.appendingPathComponent(manifest.tokenizer.vocab))),
             config: manifest.tokenizer.config)

@@ -46,10 +46,14 @@ public struct ModelInfo: Codable, Equatable {
 
 public struct TokenizerSection: Codable, Equatable {
     public let vocab: String
+    /// Hex sha256 of every tokenizer file in the bundle, keyed by bundle-relative path (the vocabulary included).
+    public let sha256: [String: String]
     public let config: TokenizerConfig
 
     public init(from decoder: Decoder) throws {
-        vocab = try decoder.container(keyedBy: Key.self).decode(String.self, forKey: .vocab)
+        let c = try decoder.container(keyedBy: Key.self)
+        vocab = try c.decode(String.self, forKey: .vocab)
+        sha256 = try c.decode([String: String].self, forKey: .sha256)
         config = try TokenizerConfig(from: decoder)
     }
 
@@ -57,14 +61,15 @@ public struct TokenizerSection: Codable, Equatable {
         try config.encode(to: encoder)
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(vocab, forKey: .vocab)
+        try c.encode(sha256, forKey: .sha256)
     }
 
-    enum Key: String, CodingKey { case vocab }
+    enum Key: String, CodingKey { case vocab, sha256 }
 }
 
 /// What an app needs from `manifest.json` (written by `pocketbert bundle`; paths relative to the bundle dir).
 public struct Manifest: Codable, Equatable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public let schemaVersion: Int
     public let model: ModelInfo
@@ -125,6 +130,18 @@ public enum ArtifactVerifier {
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
         }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Throws unless the vocabulary under `root` hashes to the manifest's `tokenizer.sha256` entry.
+    public static func verifyVocab(_ manifest: Manifest, root: URL) throws {
+        let path = manifest.tokenizer.vocab
+        guard let expected = manifest.tokenizer.sha256[path] else {
+            throw ManifestError("manifest.json has no sha256 for \(path); run 'pocketbert bundle' again")
+        }
+        let actual = try sha256(files: [path], root: root)
+        guard actual.lowercased() == expected.lowercased() else {
+            throw ManifestError("\(path) does not match the manifest (sha256 \(actual), expected \(expected)); the bundle is stale or corrupt: run 'pocketbert bundle' again")
+        }
     }
 
     /// Throws unless the artifact's files under `root` hash to the manifest's sha256.

@@ -19,9 +19,9 @@ final class EngineTests: XCTestCase {
 
     private func engine(_ task: Task, _ labels: [String], _ buckets: [Int]?, _ runner: ModelRunner) throws -> Engine {
         var json: [String: Any] = [
-            "schema_version": 1, "max_length": 16, "sequence_buckets": [8, 16],
+            "schema_version": 2, "max_length": 16, "sequence_buckets": [8, 16],
             "model": ["task": task.rawValue, "labels": labels, "origin": "test", "architecture": "bert"],
-            "tokenizer": ["vocab": "tokenizer/vocab.txt", "lowercase": true, "strip_accents": NSNull(), "tokenize_chinese_chars": true,
+            "tokenizer": ["vocab": "tokenizer/vocab.txt", "sha256": ["tokenizer/vocab.txt": ""], "lowercase": true, "strip_accents": NSNull(), "tokenize_chinese_chars": true,
                           "clean_text": true, "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
                           "cls_token_id": 2, "sep_token_id": 3, "pad_token_id": 0, "unk_token_id": 1],
         ]

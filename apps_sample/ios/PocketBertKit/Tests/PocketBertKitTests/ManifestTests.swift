@@ -42,6 +42,19 @@ final class ManifestTests: XCTestCase {
         }
     }
 
+    func testTheVocabularyVerifiesAndAChangedByteIsRefused() throws {
+        let manifest = try Manifest.parse(manifestData())
+        XCTAssertNoThrow(try ArtifactVerifier.verifyVocab(manifest, root: bundleDir))
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.copyItem(at: bundleDir, to: copy)
+        let vocab = copy.appendingPathComponent(manifest.tokenizer.vocab)
+        let text = try String(contentsOf: vocab, encoding: .utf8).replacingOccurrences(of: "hello", with: "hellp")
+        try text.write(to: vocab, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ArtifactVerifier.verifyVocab(manifest, root: copy)) { error in
+            XCTAssertTrue("\(error)".contains("tokenizer/vocab.txt does not match the manifest"))
+        }
+    }
+
     func testFilesHashInManifestOrder() throws {
         let artifact = try Manifest.parse(manifestData()).artifact()
         XCTAssertNotEqual(try ArtifactVerifier.sha256(files: artifact.files.reversed(), root: bundleDir), artifact.sha256)
@@ -53,7 +66,7 @@ final class ManifestTests: XCTestCase {
 
     func testWrongSchemaVersionOrMissingFieldsAreRefused() throws {
         let text = String(decoding: try manifestData(), as: UTF8.self)
-        let bad = [text.replacingOccurrences(of: "\"schema_version\": 1", with: "\"schema_version\": 2"),
+        let bad = [text.replacingOccurrences(of: "\"schema_version\": 2", with: "\"schema_version\": 1"),
                    text.replacingOccurrences(of: "\"task\"", with: "\"tsk\""), "[]"]
         for b in bad {
             XCTAssertThrowsError(try Manifest.parse(Data(b.utf8))) { error in

@@ -20,9 +20,10 @@ class AssetBundle(private val context: Context) {
     }
     val artifact: ArtifactInfo = manifest.artifact()
 
-    /** Verifies the artifact against the manifest's sha256, then loads the tokenizer and the runtime. */
+    /** Verifies the artifact and the vocabulary against the manifest's sha256, then loads the tokenizer and the runtime. */
     fun load(threads: Int = 4): Engine {
         ArtifactVerifier.verify(artifact) { context.assets.open("$DIR/$it") }
+        ArtifactVerifier.verifyVocab(manifest) { context.assets.open("$DIR/$it") }
         val tokenizer = WordPieceTokenizer(readVocab(read(manifest.vocabPath)), manifest.tokenizer)
         val runner: ModelRunner = when (artifact.format) {
             "tflite" -> LiteRtRunner.fromAssets(context, "$DIR/${artifact.path}", artifact, threads)

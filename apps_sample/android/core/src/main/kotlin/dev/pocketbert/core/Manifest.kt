@@ -47,6 +47,7 @@ data class Manifest(
     val sequenceBuckets: List<Int>,
     val tokenizer: TokenizerConfig,
     val vocabPath: String,
+    val vocabSha256: String,
     val artifacts: List<ArtifactInfo>,
 ) {
     /** The artifact to load: the one named, or the first (the bundler lists the preferred one first). */
@@ -59,7 +60,7 @@ data class Manifest(
     fun buckets(artifact: ArtifactInfo): List<Int> = artifact.sequenceBuckets ?: sequenceBuckets
 
     companion object {
-        const val SCHEMA_VERSION = 1
+        const val SCHEMA_VERSION = 2
 
         fun parse(json: String): Manifest {
             val root = try {
@@ -93,6 +94,7 @@ data class Manifest(
                     unkTokenId = tok.int("unk_token_id"),
                 ),
                 vocabPath = tok.str("vocab"),
+                vocabSha256 = tok.obj("sha256").str(tok.str("vocab")),
                 artifacts = root.get("artifacts")?.asJsonArray?.map { parseArtifact(it.asJsonObject) } ?: emptyList(),
             )
         }
@@ -137,6 +139,17 @@ object ArtifactVerifier {
             }
         }
         return digest.digest().joinToString("") { "%02x".format(it) }
+    }
+
+    /** Throws [ManifestException] unless the vocabulary hashes to the manifest's `tokenizer.sha256` entry. */
+    fun verifyVocab(manifest: Manifest, open: (String) -> InputStream) {
+        val actual = sha256(listOf { open(manifest.vocabPath) })
+        if (!actual.equals(manifest.vocabSha256, ignoreCase = true)) {
+            throw ManifestException(
+                "${manifest.vocabPath} does not match the manifest (sha256 $actual, expected ${manifest.vocabSha256}); " +
+                    "the bundle is stale or corrupt: run 'pocketbert bundle' again",
+            )
+        }
     }
 
     /** Throws [ManifestException] unless the files hash to the manifest's sha256 (`open` reads a bundle-relative path). */

@@ -13,7 +13,7 @@ class EngineTest {
     private val tokenizer = WordPieceTokenizer(vocab, config)
 
     private fun manifest(task: Task, labels: List<String>, buckets: List<Int>?) = Manifest(
-        task, labels, "test", "bert", 16, listOf(8, 16), config, "tokenizer/vocab.txt",
+        task, labels, "test", "bert", 16, listOf(8, 16), config, "tokenizer/vocab.txt", "",
         listOf(ArtifactInfo("x-fp32", "x", "fp32", "m", listOf("m"), "", emptyList(), emptyList(), buckets)),
     )
 

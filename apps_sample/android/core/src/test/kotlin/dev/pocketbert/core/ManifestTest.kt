@@ -56,6 +56,32 @@ class ManifestTest {
     }
 
     @Test
+    fun theVocabularyVerifiesAndAChangedByteIsRefused() {
+        ArtifactVerifier.verifyVocab(manifest) { File(bundleDir, it).inputStream() }
+        val copy = tmp.newFolder("vocab")
+        bundleDir.copyRecursively(copy)
+        val vocab = File(copy, manifest.vocabPath)
+        vocab.writeText(vocab.readText().replace("hello", "hellp"))
+        try {
+            ArtifactVerifier.verifyVocab(manifest) { File(copy, it).inputStream() }
+            fail("a modified vocabulary verified")
+        } catch (e: ManifestException) {
+            assertTrue(e.message!!, e.message!!.contains("tokenizer/vocab.txt does not match the manifest"))
+        }
+    }
+
+    @Test
+    fun aManifestWithoutTheVocabularySha256IsRefused() {
+        val text = File(bundleDir, "manifest.json").readText().replace("\"sha256\": {", "\"sha256_gone\": {")
+        try {
+            Manifest.parse(text)
+            fail("parsed a manifest without the vocabulary sha256")
+        } catch (e: ManifestException) {
+            assertTrue(e.message!!, e.message!!.contains("run 'pocketbert bundle' again"))
+        }
+    }
+
+    @Test
     fun filesHashInManifestOrder() {
         val files = manifest.artifact().files.reversed().map { path -> { File(bundleDir, path).inputStream() } }
         assertTrue(ArtifactVerifier.sha256(files) != manifest.artifact().sha256)
@@ -69,7 +95,7 @@ class ManifestTest {
     @Test
     fun wrongSchemaVersionOrMissingFieldsAreRefused() {
         val text = File(bundleDir, "manifest.json").readText()
-        for (bad in listOf(text.replace("\"schema_version\": 1", "\"schema_version\": 2"), text.replace("\"task\"", "\"tsk\""), "[]")) {
+        for (bad in listOf(text.replace("\"schema_version\": 2", "\"schema_version\": 1"), text.replace("\"task\"", "\"tsk\""), "[]")) {
             try {
                 Manifest.parse(bad)
                 fail("parsed a bad manifest")
