@@ -18,6 +18,7 @@ from pocketbert.parity.check import check_parity
 from pocketbert.parity.coreml_runner import CoreMLRunner, MilRunner, coreml_available, make_runner
 from pocketbert.parity.mil.package import BLOB_HEADER, load_program
 from pocketbert.parity.runner import runner_for
+from tests.test_integrity import reseal
 from tests.tiny import ARCHS, TASKS
 
 SETTINGS = ExportSettings(sequence_buckets=[16, 32, 64], max_length=64)
@@ -122,6 +123,9 @@ def test_a_corrupted_weight_blob_fails_parity(exported, tmp_path, monkeypatch):
     values = np.frombuffer(bytes(data[start : start + size]), dtype=np.float16)
     data[start : start + size] = (values * np.float16(-1.5)).tobytes()
     weights.write_bytes(bytes(data))
+    with pytest.raises(PocketbertError, match="does not match its sha256"):
+        check_parity(copy, loaded=loaded, only=["coreml-fp16"])
+    reseal(copy)  # a wrong export, not a damaged file: the checksums match, the numbers must not
     report = check_parity(copy, loaded=loaded, only=["coreml-fp16"])
     assert not report.passed, "altering the weight file went unnoticed: the runner did not read the package"
     assert report.artifacts[0].error is None and report.artifacts[0].failures

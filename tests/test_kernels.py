@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -12,15 +11,13 @@ import pytest
 
 from pocketbert.cli import main
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact, finalize, read_manifest, write_json_atomic
+from pocketbert.export.artifact import ExportSettings, read_manifest
 from pocketbert.export.pipeline import export_model
-from pocketbert.integrity import digests
 from pocketbert.kernels import families
 from pocketbert.kernels.facts import int8_kernel_class, process_facts, runtime_version
 from pocketbert.kernels.provision import setup_arm64
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_kernels, check_parity
-from pocketbert.quantize.onnx_int8 import WEIGHT_RECIPES, preprocess, quantize_plain
 from pocketbert.runtime_bench.roofline import add_roofline, encoder_macs, measure_gemm
 
 FORMATS_ARTIFACTS = ("onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8")
@@ -38,22 +35,6 @@ def distil_cls(tiny_models, tmp_path_factory):
     out = tmp_path_factory.mktemp("kernels") / "out"
     export_model(loaded, ["onnx", "tflite"], ["fp32", "int8"], out)
     return loaded, out
-
-
-def _requantize(out, recipe: str) -> None:
-    """Replace OUT's onnx-int8 with the same weights quantized by another recipe; the manifest stays truthful."""
-    scratch = out / ".scratch"
-    pre = preprocess(out / "onnx/fp32/model.onnx", scratch / "pre/model.onnx")
-    quantize_plain(pre, out / "onnx/int8/model.onnx", WEIGHT_RECIPES[recipe])
-    shutil.rmtree(scratch)
-    manifest = read_manifest(out)
-    for entry in manifest["artifacts"]:
-        if entry["name"] == "onnx-int8":
-            artifact = finalize(Artifact.from_dict(entry), out)
-            entry.update(sha256=artifact.sha256, size_bytes=artifact.size_bytes)
-            entry["file_sha256"] = digests(out, entry["files"])
-            entry["metadata"]["weights"] = {"recipe": recipe}
-    write_json_atomic(out / "manifest.json", manifest)
 
 
 def test_arm64_parity_runs_onnx_and_tflite_in_the_aarch64_runtimes(distil_cls, arm64_env):
@@ -82,9 +63,9 @@ def test_a_saturating_int8_file_fails_on_avx2_kernels_while_the_shipped_recipe_p
     assert shipped.passed, [(a.label, [(c.metric, c.value) for c in a.failures]) for a in shipped.artifacts]
     assert {a.kernel_facts["int8_kernels"] for a in shipped.artifacts if a.kernels == "x86-avx2"} == {"avx2-no-vnni"}
 
-    saturating = tmp_path / "s8"
-    shutil.copytree(out, saturating)
-    _requantize(saturating, "s8")  # int8 weights: u8 x s8 pairs summed in int16 saturate without VNNI
+    saturating = tmp_path / "s8"  # int8 weights: u8 x s8 pairs summed in int16 saturate without VNNI
+    export_model(loaded, ["onnx"], ["int8"], saturating, ExportSettings(onnx_int8_weights="s8"))
+    assert read_manifest(saturating)["artifacts"][0]["metadata"]["weights"]["recipe"] == "s8"
     report = check_parity(saturating, loaded=loaded, only=["onnx-int8"], kernels=["x86-avx2", "arm64"])
     verdicts = {a.kernels: a for a in report.artifacts}
     assert not verdicts["x86-avx2"].passed

@@ -22,6 +22,7 @@ from pocketbert.parity.data import BUILTIN_TEXTS
 from pocketbert.parity.tflite_runner import make_runner
 from pocketbert.tasks import output_specs
 from pocketbert.wrapper import DeploymentModel
+from tests.test_integrity import reseal
 from tests.tiny import ARCHS, TASKS
 
 BUCKETS = [16, 32, 64]
@@ -187,6 +188,9 @@ def test_parity_catches_a_corrupted_weight_buffer(bert_out, tmp_path, precision)
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     name = _corrupt_fully_connected_weight(copy / f"tflite/{precision}/model.tflite")
+    with pytest.raises(PocketbertError, match="does not match its sha256"):
+        check_parity(copy, loaded=loaded, only=[f"tflite-{precision}"])
+    reseal(copy)  # a wrong export, not a damaged file: the checksums match, the numbers must not
     report = check_parity(copy, loaded=loaded, only=[f"tflite-{precision}"])
     assert not report.passed, f"negating {name} went unnoticed"
     assert report.artifacts[0].error is None, "the corrupted file must still run: parity, not loading, catches it"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pocketbert.cli.common import add_model_args, comma_list, int_list, say
 from pocketbert.export.artifact import DEFAULT_BUCKETS, ExportSettings
+from pocketbert.quantize.onnx_int8 import WEIGHT_RECIPES
 
 
 def add_export_args(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,13 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ONNX int8: apply ORT's transformer fusions first (QAttention); measure before you keep it",
     )
+    parser.add_argument(
+        "--onnx-int8-weights",
+        choices=sorted(WEIGHT_RECIPES),
+        default="u8",
+        help="ONNX int8 weight storage: u8 (default; exact on every CPU), s8 (fastest on x86 VNNI, saturates on "
+        "x86 without VNNI), s7 (reduce_range); see docs/kernels.md",
+    )
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     parser.add_argument("--coreml-target", default="iOS16", help="Core ML minimum deployment target (iOS16..iOS18)")
     parser.add_argument("--force", action="store_true", help="replace an output dir that holds something else")
@@ -49,6 +57,7 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
         coreml_target=args.coreml_target,
         int8_budget=args.budget,
         onnx_fusion=args.onnx_fusion,
+        onnx_int8_weights=args.onnx_int8_weights,
     )
 
 

@@ -149,6 +149,7 @@ class OnnxExporter(Exporter):
                     task=ctx.loaded.task,
                     fusion=(ctx.loaded.num_heads, ctx.loaded.hidden_size) if ctx.settings.onnx_fusion else None,
                     notify=ctx.progress,
+                    weights=ctx.settings.onnx_int8_weights,
                 )
             elif scheme == "static":
                 metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())

@@ -113,11 +113,14 @@ WEIGHT_RECIPES: dict[str, WeightRecipe] = {
 
 
 DEFAULT_WEIGHT_RECIPE = "u8"
-RECIPE_WHY = (
-    "uint8 weights: ONNX Runtime's u8 x u8 kernels sum exact int32 products on every CPU (x86 AVX2, x86 VNNI and "
-    "aarch64 dot product alike), while int8 weights saturate in int16 on x86 without VNNI; on aarch64 both run the "
-    "same dot-product kernel; measured on all-MiniLM-L6-v2 it is also the most faithful (docs/kernels.md)"
-)
+RECIPE_WHY = {
+    "u8": "uint8 weights: ONNX Runtime's u8 x u8 kernels sum exact int32 products on every CPU (x86 AVX2, x86 VNNI "
+    "and aarch64 alike), while int8 weights saturate in int16 on x86 without VNNI; on aarch64 both run the same "
+    "dot-product kernel; measured on all-MiniLM-L6-v2 it is also the most faithful (docs/kernels.md)",
+    "s8": "int8 weights (asked for): fastest on x86 with VNNI; on x86 without VNNI ORT's u8 x s8 kernel saturates "
+    "and the artifact computes other numbers there (check with 'pocketbert parity --kernels x86-avx2')",
+    "s7": "7-bit int8 weights (asked for, ORT's reduce_range): exact on every CPU, one bit less weight precision",
+}
 
 
 def quantize_plain(
@@ -144,6 +147,7 @@ def quantize_plain(
 def budgeted_search(
     pre: Path,
     per_channel: bool,
+    recipe: WeightRecipe,
     budget: str,
     feeds: list[dict[str, Any]],
     task: Task,
@@ -158,7 +162,7 @@ def budgeted_search(
         reference = [runner.infer(feed) for feed in feeds]
 
     def build(float_names: list[str], path: Path) -> None:
-        quantize_plain(pre, path, WEIGHT_RECIPES[DEFAULT_WEIGHT_RECIPE], per_channel=per_channel, exclude=float_names)
+        quantize_plain(pre, path, recipe, per_channel=per_channel, exclude=float_names)
 
     return search_trials(units, budget, task, feeds, reference, build, OnnxRunner, pre.name, notify)
 
@@ -173,16 +177,21 @@ def quantize_dynamic_int8(
     task: Task | None = None,
     fusion: tuple[int, int] | None = None,
     notify: Callable[[str], None] | None = None,
+    weights: str = DEFAULT_WEIGHT_RECIPE,
 ) -> dict[str, Any]:
-    """int8 weights (per output channel, symmetric), activations quantized at run time: the CPU recipe for BERT.
+    """int8 weights per output channel, activations quantized at run time (uint8): the CPU recipe for BERT.
 
-    With ``fusion`` = ``(num_heads, hidden_size)``, ONNX Runtime's transformer fusions run first
-    (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one ``QAttention``.
+    ``weights`` names the :data:`WEIGHT_RECIPES` entry that stores them (default uint8 with a zero point per
+    channel; see :data:`RECIPE_WHY`). With ``fusion`` = ``(num_heads, hidden_size)``, ONNX Runtime's transformer
+    fusions run first (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one ``QAttention``.
 
     With a ``budget`` (e.g. ``"cosine>=0.995"``), the most sensitive weight ops stay float until the budget holds
     on the calibration ``feeds`` of ``task`` (:mod:`pocketbert.quantize.mixed`). Returns the metadata recorded in
     the manifest: scheme, quantized op types, op types left float, and the float units with their sensitivity.
     """
+    if weights not in WEIGHT_RECIPES:
+        raise PocketbertError(f"unknown ONNX int8 weight recipe {weights!r}; valid: {', '.join(WEIGHT_RECIPES)}")
+    recipe = WEIGHT_RECIPES[weights]
     metadata: dict[str, Any] = {
         "scheme": "dynamic-per-channel" if per_channel else "dynamic-per-tensor",
         "quantized_ops": list(DYNAMIC_OPS),
@@ -198,13 +207,12 @@ def quantize_dynamic_int8(
     if budget:
         if not feeds or task is None:
             raise PocketbertError("a precision budget needs calibration texts and the task")
-        result = budgeted_search(pre, per_channel, budget, feeds, task, names_from=original, notify=notify)
+        result = budgeted_search(pre, per_channel, recipe, budget, feeds, task, names_from=original, notify=notify)
         exclude = [u["name"] for u in result.float_units]
         metadata["mixed_precision"] = result.to_dict()
         metadata["scheme"] += "-mixed" if exclude else ""
-    recipe = WEIGHT_RECIPES[DEFAULT_WEIGHT_RECIPE]
     quantize_plain(pre, dst, recipe, per_channel=per_channel, exclude=exclude)
-    metadata["weights"] = {"recipe": recipe.name, "description": recipe.description, "why": RECIPE_WHY}
+    metadata["weights"] = {"recipe": recipe.name, "description": recipe.description, "why": RECIPE_WHY[recipe.name]}
     shutil.rmtree(pre.parent, ignore_errors=True)
     shutil.rmtree(scratch / "onnx-fused", ignore_errors=True)
     metadata["float_ops"] = _float_ops(dst, DYNAMIC_OPS)
