@@ -13,7 +13,7 @@ from pocketbert.cli import main
 from pocketbert.errors import PocketbertError
 from pocketbert.export.artifact import ExportSettings, read_manifest
 from pocketbert.export.pipeline import export_model
-from pocketbert.kernels import families
+from pocketbert.kernels import families, provision
 from pocketbert.kernels.facts import int8_kernel_class, process_facts, runtime_version
 from pocketbert.kernels.provision import setup_arm64
 from pocketbert.loading import load_model
@@ -101,19 +101,35 @@ def test_a_family_that_cannot_run_is_one_line_before_any_model_loads(distil_cls,
 
     monkeypatch.setattr("pocketbert.parity.check.load_reference", no_model)
     monkeypatch.setenv("POCKETBERT_KERNELS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(families, "qemu_binary", lambda family: None)  # a machine without QEMU
+    monkeypatch.setattr(provision.shutil, "which", lambda name: None)  # and without apt-get to install it
     assert main(["parity", str(out), "--kernels", "host,arm64"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not set up" in err and "pocketbert kernels setup arm64" in err
+    assert len(err.splitlines()) == 1, err
+    assert "kernel family arm64 cannot be set up here: qemu-aarch64-static is missing and this machine has no " in err
+    assert not (tmp_path / "empty").exists()
 
-    monkeypatch.setattr(families, "qemu_binary", lambda family: None)
-    assert main(["parity", str(out), "--kernels", "x86-avx2"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "needs qemu-x86_64-static (Debian package qemu-user-static)" in err and len(err.splitlines()) == 1
+    with pytest.raises(PocketbertError, match="needs qemu-x86_64-static .Debian package qemu-user-static."):
+        check_kernels(["x86-avx2"], setup=False)
 
     assert main(["parity", str(out), "--kernels", "arm32"]) == 2
     assert "unknown kernel family 'arm32'; known: host, arm64, arm64-i8mm, x86-avx2" in capsys.readouterr().err
     with pytest.raises(PocketbertError, match="at least one family"):
         check_kernels([])
+
+
+def test_parity_on_arm64_sets_up_its_environment_on_a_clean_machine(distil_cls, arm64_env, tmp_path, capsys):
+    _, out = distil_cls
+    fresh = tmp_path / "kernels"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POCKETBERT_KERNELS_DIR", str(fresh))
+        assert main(["parity", str(out), "--kernels", "arm64", "--artifact", "onnx-int8"]) == 0
+        built = provision.env_dir()
+    assert built.parent == fresh and provision.is_ready(built)
+    assert provision.environment_info(built)["versions"]["onnxruntime"] == runtime_version("onnxruntime")
+    err = capsys.readouterr().err
+    assert "kernels: downloading 18 Debian arm64 packages" in err and "kernels: arm64 environment ready" in err
+    assert not [p for p in fresh.iterdir() if p.name.startswith(".")], "a staging directory was left behind"
 
 
 def test_run_reports_an_artifact_by_kernel_family_matrix(tiny_models, arm64_env, tmp_path):

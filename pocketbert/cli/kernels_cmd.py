@@ -25,22 +25,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from pocketbert.kernels.provision import ensure_qemu, setup_arm64
+    from pocketbert.kernels.provision import setup_family
 
     names = args.families or [name for name in FAMILIES if name != HOST]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         raise PocketbertError(f"unknown kernel family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
-    families = [FAMILIES[n] for n in names if FAMILIES[n].emulated]
-    if any(f.needs_root for f in families):
-        setup_arm64(say)
-    for family in families:
-        if not family.needs_root:
-            ensure_qemu(str(family.qemu), say)
-        reason = missing(family)
-        if reason:
-            raise PocketbertError(reason)
-        say(f"{family.name}: ready")
+    for name in names:
+        setup_family(name, say)
+        say(f"{name}: ready")
     return 0
 
 

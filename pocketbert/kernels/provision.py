@@ -260,3 +260,19 @@ def environment_info(path: Path) -> dict[str, Any] | None:
         return json.loads((path / READY).read_text())
     except (OSError, ValueError):
         return None
+
+
+def setup_family(name: str, say: Callable[[str], None] = print) -> None:
+    """Make kernel family ``name`` runnable here (QEMU, and the aarch64 environment where it needs one)."""
+    from pocketbert.kernels.families import FAMILIES, missing
+
+    family = FAMILIES[name]
+    if not family.emulated:
+        return
+    if family.needs_root:
+        setup_arm64(say)
+    else:
+        ensure_qemu(str(family.qemu), say)
+    reason = missing(family)
+    if reason:
+        raise PocketbertError(reason)

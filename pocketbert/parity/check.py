@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
@@ -89,12 +90,23 @@ def check_parity(
     )
 
 
-def check_kernels(kernels: list[str] | str | None) -> list[str]:
-    """Parsed kernel family names, each able to run here; one line naming what is missing otherwise."""
+def check_kernels(kernels: list[str] | str | None, setup: bool = True) -> list[str]:
+    """Parsed kernel family names, each able to run here.
+
+    A family that is not set up yet is set up first (:func:`pocketbert.kernels.provision.setup_family`, progress
+    on stderr) when ``setup``; one that cannot be is one line naming what is missing.
+    """
+    from pocketbert.kernels.provision import setup_family
+
     families = parse_kernels(kernels)
     for name in families:
         reason = missing(FAMILIES[name])
-        if reason:
+        if reason and setup:
+            try:
+                setup_family(name, say=lambda message: print(f"kernels: {message}", file=sys.stderr))
+            except PocketbertError as exc:
+                raise PocketbertError(f"kernel family {name} cannot be set up here: {exc}") from None
+        elif reason:
             raise PocketbertError(reason)
     return families
 
