@@ -29,7 +29,7 @@ class KernelFamily:
         qemu: the QEMU user-mode binary, or None for the host.
         cpu: the QEMU ``-cpu`` model.
         isa: the guest's ``uname -m``.
-        needs_root: an aarch64 root (Debian packages and aarch64 wheels) prepared by :mod:`.provision`.
+        needs_arm64_env: runs in the aarch64 environment (Debian packages and aarch64 wheels) of :mod:`.provision`.
     """
 
     name: str
@@ -37,7 +37,7 @@ class KernelFamily:
     qemu: str | None = None
     cpu: str | None = None
     isa: str | None = None
-    needs_root: bool = False
+    needs_arm64_env: bool = False
 
     @property
     def emulated(self) -> bool:
@@ -54,7 +54,7 @@ FAMILIES: dict[str, KernelFamily] = {
             qemu="qemu-aarch64-static",
             cpu="cortex-a76",
             isa="aarch64",
-            needs_root=True,
+            needs_arm64_env=True,
         ),
         KernelFamily(
             "arm64-i8mm",
@@ -62,7 +62,7 @@ FAMILIES: dict[str, KernelFamily] = {
             qemu="qemu-aarch64-static",
             cpu="max,sve=off,sme=off",
             isa="aarch64",
-            needs_root=True,
+            needs_arm64_env=True,
         ),
         KernelFamily(
             "x86-avx2",
@@ -107,7 +107,7 @@ def missing(family: KernelFamily) -> str | None:
             f"kernel family {family.name} needs {family.qemu} (Debian package qemu-user-static): "
             f"run 'pocketbert kernels setup {family.name}'"
         )
-    if family.needs_root and not is_ready(env_dir()):
+    if family.needs_arm64_env and not is_ready(env_dir()):
         return (
             f"kernel family {family.name} needs the aarch64 runtime environment, not set up in {env_dir()}: "
             f"run 'pocketbert kernels setup {family.name}'"

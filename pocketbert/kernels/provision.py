@@ -269,7 +269,7 @@ def setup_family(name: str, say: Callable[[str], None] = print) -> None:
     family = FAMILIES[name]
     if not family.emulated:
         return
-    if family.needs_root:
+    if family.needs_arm64_env:
         setup_arm64(say)
     else:
         ensure_qemu(str(family.qemu), say)

@@ -40,7 +40,7 @@ def guest_command(family: KernelFamily) -> tuple[list[str], dict[str, str]]:
     qemu = qemu_binary(family)
     if qemu is None:
         raise PocketbertError(missing(family) or f"{family.qemu} not found")
-    if family.needs_root:
+    if family.needs_arm64_env:
         root = env_dir()
         cmd = [str(qemu), "-cpu", str(family.cpu), "-L", str(root), str(root / PYTHON)]
         env = guest_env(root, [_SOURCE_ROOT])
