@@ -93,6 +93,20 @@ def test_cli_records_the_kernels_in_json_and_junit(distil_cls, arm64_env, tmp_pa
     assert props["kernels.runtime"] == "ai-edge-litert"
 
 
+def test_x86_avx2_runs_the_int8_artifacts_and_says_which_it_left_out(distil_cls, tmp_path, capsys):
+    _, out = distil_cls
+    report_dir = tmp_path / "report"
+    assert main(["parity", str(out), "--kernels", "x86-avx2", "--report", str(report_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "not run on x86-avx2: onnx-fp32, tflite-fp32 (x86-avx2 runs int8 artifacts only" in printed
+    data = json.loads((report_dir / "parity.json").read_text())
+    assert [a["label"] for a in data["artifacts"]] == ["onnx-int8@x86-avx2", "tflite-int8@x86-avx2"]
+    assert [(i["artifact"], i["family"]) for i in data["not_run"]] == [
+        ("onnx-fp32", "x86-avx2"),
+        ("tflite-fp32", "x86-avx2"),
+    ]
+
+
 def test_a_family_that_cannot_run_is_one_line_before_any_model_loads(distil_cls, tmp_path, monkeypatch, capsys):
     _, out = distil_cls
 

@@ -29,6 +29,7 @@ class KernelFamily:
         qemu: the QEMU user-mode binary, or None for the host.
         cpu: the QEMU ``-cpu`` model.
         isa: the guest's ``uname -m``.
+        int8_only: why the family runs int8 artifacts only (None: every precision).
         needs_arm64_env: runs in the aarch64 environment (Debian packages and aarch64 wheels) of :mod:`.provision`.
     """
 
@@ -38,10 +39,15 @@ class KernelFamily:
     cpu: str | None = None
     isa: str | None = None
     needs_arm64_env: bool = False
+    int8_only: str | None = None
 
     @property
     def emulated(self) -> bool:
         return self.qemu is not None
+
+    def declines(self, precision: str) -> str | None:
+        """Why this family does not run artifacts of ``precision``, or None when it does."""
+        return None if self.int8_only is None or precision.startswith("int8") else self.int8_only
 
 
 FAMILIES: dict[str, KernelFamily] = {
@@ -70,6 +76,10 @@ FAMILIES: dict[str, KernelFamily] = {
             qemu="qemu-x86_64-static",
             cpu="EPYC-Rome",
             isa="x86_64",
+            int8_only=(
+                "x86-avx2 runs int8 artifacts only: QEMU emulates x86 FMA in software, so a float model takes hours, "
+                "and float kernels do not saturate"
+            ),
         ),
     )
 }

@@ -87,6 +87,7 @@ def check_parity(
         num_sequences=sum(int(f["input_ids"].shape[0]) for f in feeds),
         artifacts=verdicts,
         kernels=families,
+        not_run=not_run(artifacts, families),
     )
 
 
@@ -112,10 +113,26 @@ def check_kernels(kernels: list[str] | str | None, setup: bool = True) -> list[s
 
 
 def artifact_runs(artifacts: list[Artifact], families: list[str]) -> list[tuple[Artifact, str]]:
-    """``(artifact, family)`` pairs to run: emulatable formats on every family, the others once on the host."""
-    runs = [(a, f) for f in families for a in artifacts if a.format in EMULATED_FORMATS or f == HOST]
+    """``(artifact, family)`` pairs to run: emulatable formats on every family that takes their precision, the
+    others once on the host (see :func:`not_run` for the pairs left out and why)."""
+    runs = [
+        (a, f)
+        for f in families
+        for a in artifacts
+        if f == HOST or (a.format in EMULATED_FORMATS and not FAMILIES[f].declines(a.precision))
+    ]
     once = [(a, HOST) for a in artifacts if a.format not in EMULATED_FORMATS and HOST not in families]
     return runs + once
+
+
+def not_run(artifacts: list[Artifact], families: list[str]) -> list[dict[str, str]]:
+    """The emulatable ``(artifact, family)`` pairs a family declines, each with its reason."""
+    return [
+        {"artifact": a.name, "family": f, "reason": reason}
+        for f in families
+        for a in artifacts
+        if a.format in EMULATED_FORMATS and (reason := FAMILIES[f].declines(a.precision))
+    ]
 
 
 def family_runner(artifact: Artifact, out_dir: Path, family: str, threads: int | None = None) -> Runner:

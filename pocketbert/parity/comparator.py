@@ -78,6 +78,7 @@ class ParityReport:
     num_sequences: int
     artifacts: list[ArtifactParity] = field(default_factory=list)
     kernels: list[str] = field(default_factory=lambda: [HOST])
+    not_run: list[dict[str, str]] = field(default_factory=list)  # (artifact, family) pairs a family declines
 
     @property
     def passed(self) -> bool:
@@ -92,6 +93,7 @@ class ParityReport:
             "num_sequences": self.num_sequences,
             "passed": self.passed,
             "kernels": list(self.kernels),
+            "not_run": list(self.not_run),
             "artifacts": [a.to_dict() for a in self.artifacts],
         }
 

@@ -75,5 +75,9 @@ def render(report: ParityReport) -> str:
         key = (artifact.kernels, str(artifact.kernel_facts.get("runtime")))
         seen.setdefault(key, kernels_line(artifact.kernel_facts))
     lines += [f"  kernels {family}: {line}" for (family, _), line in seen.items()]
+    for family in dict.fromkeys(item["family"] for item in report.not_run):
+        names = [item["artifact"] for item in report.not_run if item["family"] == family]
+        reason = next(item["reason"] for item in report.not_run if item["family"] == family)
+        lines.append(f"  not run on {family}: {', '.join(names)} ({reason})")
     lines.append("parity: " + ("all gates passed" if report.passed else "FAILED"))
     return "\n".join(lines)

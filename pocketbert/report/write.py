@@ -88,7 +88,8 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         for family in names:
             verdict = per_family.get(family)
             if verdict is None:
-                cells.append("—")
+                declined = any(i["artifact"] == artifact and i["family"] == family for i in parity.get("not_run", []))
+                cells.append("not run (int8 only)" if declined else "—")
                 continue
             worst = worst_cosine(verdict)
             cells.append(
@@ -107,6 +108,9 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         how = facts.get("emulator") if facts.get("execution") == "emulated" else "native"
         runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
         facts_rows.append([key[0], facts.get("isa"), facts.get("cpu"), facts.get("int8_kernels"), runtime, how])
+    declined = [
+        Paragraph(f"Not run on {i['family']}: {i['artifact']} ({i['reason']}).") for i in parity.get("not_run", [])
+    ]
     return [
         Heading("Parity by kernel family"),
         Paragraph(
@@ -116,6 +120,7 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         ),
         Table(["artifact", *names], rows, fails),
         Table(["family", "ISA", "CPU", "int8 kernels", "runtime", "execution"], facts_rows),
+        *declined,
     ]
 
 
