@@ -164,13 +164,14 @@ def test_run_reports_an_artifact_by_kernel_family_matrix(tiny_models, arm64_env,
 def test_int8_kernel_classes_and_host_facts():
     assert int8_kernel_class("x86_64", ["AVX2", "AVX512F", "AVX512VNNI"]) == "vnni"
     assert int8_kernel_class("x86_64", ["AVX2", "AVX_VNNI"]) == "vnni"
+    assert int8_kernel_class("x86_64", ["AVX2", "AVX512VNNI", "AMX_INT8"]) == "amx"
     assert int8_kernel_class("x86_64", ["AVX", "AVX2", "FMA3"]) == "avx2-no-vnni"
     assert int8_kernel_class("aarch64", ["ASIMD", "ASIMDDP"]) == "dotprod"
     assert int8_kernel_class("aarch64", ["ASIMD", "ASIMDDP", "i8mm"]) == "i8mm"
     assert int8_kernel_class("aarch64", ["ASIMD"]) == "neon"
     facts = process_facts("onnxruntime")
     assert facts["isa"] == platform.machine() and facts["runtime_version"] == runtime_version("onnxruntime")
-    assert facts["int8_kernels"] in ("vnni", "avx2-no-vnni", "sse", "dotprod", "i8mm", "neon")
+    assert facts["int8_kernels"] in ("amx", "vnni", "avx2-no-vnni", "sse", "dotprod", "i8mm", "neon")
 
 
 def test_roofline_counts_multiply_adds_and_shares_of_the_measured_peak():
@@ -178,6 +179,7 @@ def test_roofline_counts_multiply_adds_and_shares_of_the_measured_peak():
     assert encoder_macs(12, 768, 3072, 128) == 12 * (301_989_888 + 603_979_776 + 25_165_824)
     gemm = measure_gemm(1, rounds=2, per_round=1)
     assert gemm["shape"] == [128, 768, 3072] and gemm["fp32"]["gmacs"] > 0 and gemm["int8"]["gmacs"] > 0
+    assert gemm["int8_u8"]["gmacs"] > 0 and gemm["int8_u8_speedup"] > 0
     assert gemm["kernel_facts"]["runtime"] == "onnxruntime"
     peaks = {"fp32": {"gmacs": 100.0}, "int8": {"gmacs": 400.0}}
     shape = {"layers": 2, "hidden": 32, "intermediate": 64}

@@ -57,11 +57,14 @@ def _proc_cpuinfo() -> dict[str, str]:
 def int8_kernel_class(machine: str, features: list[str]) -> str:
     """A short name for the int8 dot-product instructions available: what decides int8 speed and numerics.
 
-    x86: ``vnni`` (AVX-512 VNNI or AVX-VNNI: u8 x s8 products summed in int32), ``avx2-no-vnni`` (``vpmaddubsw``
+    x86: ``amx`` (AMX int8 tiles, with VNNI), ``vnni`` (AVX-512 VNNI or AVX-VNNI: u8 x s8 products summed in
+    int32), ``avx2-no-vnni`` (``vpmaddubsw``
     sums pairs of u8 x s8 products in saturating int16), ``sse``; aarch64: ``i8mm``, ``dotprod``, ``neon``.
     """
     have = {f.lower() for f in features}
     if machine in ("x86_64", "amd64", "AMD64"):
+        if "amx_int8" in have:
+            return "amx"
         if have & {"avx512vnni", "avx_vnni"}:
             return "vnni"
         return "avx2-no-vnni" if "avx2" in have else "sse"

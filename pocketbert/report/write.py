@@ -108,9 +108,11 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         how = facts.get("emulator") if facts.get("execution") == "emulated" else "native"
         runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
         facts_rows.append([key[0], facts.get("isa"), facts.get("cpu"), facts.get("int8_kernels"), runtime, how])
-    declined = [
-        Paragraph(f"Not run on {i['family']}: {i['artifact']} ({i['reason']}).") for i in parity.get("not_run", [])
-    ]
+    declined = []
+    for family in dict.fromkeys(i["family"] for i in parity.get("not_run", [])):
+        items = [i for i in parity["not_run"] if i["family"] == family]
+        names = ", ".join(i["artifact"] for i in items)
+        declined.append(Paragraph(f"Not run on {family}: {names} ({items[0]['reason']})."))
     return [
         Heading("Parity by kernel family"),
         Paragraph(
