@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pocketbert.cli.common import add_model_args, comma_list, int_list, say
 from pocketbert.export.artifact import DEFAULT_BUCKETS, ExportSettings
-from pocketbert.quantize.onnx_int8 import WEIGHT_RECIPES
+from pocketbert.quantize.weight_recipes import DEFAULT_WEIGHT_RECIPE, WEIGHT_RECIPES
 
 
 def add_export_args(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--onnx-int8-weights",
         choices=sorted(WEIGHT_RECIPES),
-        default="u8",
+        default=DEFAULT_WEIGHT_RECIPE,
         help="ONNX int8 weight storage: u8 (default; exact on every CPU), s8 (fastest on x86 VNNI, saturates on "
         "x86 without VNNI), s7 (reduce_range); see docs/kernels.md",
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.fsutil import apply_umask
+from pocketbert.quantize.weight_recipes import DEFAULT_WEIGHT_RECIPE
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -84,7 +85,7 @@ class ExportSettings:
         onnx_fusion: apply ONNX Runtime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) before ONNX int8
             dynamic quantization (off by default: measured here it bought no speed and no fidelity, and the unfused
             graph keeps to standard ONNX ops).
-        onnx_int8_weights: how ONNX dynamic int8 stores weights (:data:`pocketbert.quantize.onnx_int8.WEIGHT_RECIPES`):
+        onnx_int8_weights: how ONNX dynamic int8 stores weights (:mod:`pocketbert.quantize.weight_recipes`):
             ``u8`` (default: exact on every CPU), ``s8`` (fastest on x86 with VNNI, saturates on x86 without it),
             ``s7`` (ORT's ``reduce_range``).
     """
@@ -97,7 +98,7 @@ class ExportSettings:
     coreml_target: str = "iOS16"
     int8_budget: str | None = None
     onnx_fusion: bool = False
-    onnx_int8_weights: str = "u8"
+    onnx_int8_weights: str = DEFAULT_WEIGHT_RECIPE
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

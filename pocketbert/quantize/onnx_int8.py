@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_trials
 from pocketbert.quantize.onnx_fusion import fuse_transformer
+from pocketbert.quantize.weight_recipes import DEFAULT_WEIGHT_RECIPE, WEIGHT_RECIPES, WeightRecipe
 from pocketbert.tasks import Task
 
 DYNAMIC_OPS = ("MatMul", "Gather", "Attention")  # every weight: linear layers, embedding tables, fused QKV
@@ -89,40 +89,6 @@ def weight_units(model_path: Path, names_from: Path | None = None) -> list[Unit]
     return units
 
 
-@dataclass(frozen=True)
-class WeightRecipe:
-    """How dynamic int8 stores the weights that ORT's integer matmuls multiply with uint8 activations.
-
-    ``weight_type`` is ORT's ``QuantType`` name; ``reduce_range`` keeps int8 weights in 7 bits ([-64, 63]).
-    """
-
-    name: str
-    weight_type: str
-    reduce_range: bool
-    description: str
-
-
-WEIGHT_RECIPES: dict[str, WeightRecipe] = {
-    r.name: r
-    for r in (
-        WeightRecipe("s8", "QInt8", False, "int8 weights, full 8-bit range"),
-        WeightRecipe("s7", "QInt8", True, "int8 weights in a 7-bit range (reduce_range)"),
-        WeightRecipe("u8", "QUInt8", False, "uint8 weights with a zero point per channel"),
-    )
-}
-
-
-DEFAULT_WEIGHT_RECIPE = "u8"
-RECIPE_WHY = {
-    "u8": "uint8 weights: ONNX Runtime's u8 x u8 kernels sum exact int32 products on every CPU (x86 AVX2, x86 VNNI "
-    "and aarch64 alike), while int8 weights saturate in int16 on x86 without VNNI; on aarch64 both run the same "
-    "dot-product kernel; measured on all-MiniLM-L6-v2 it is also the most faithful (docs/kernels.md)",
-    "s8": "int8 weights (asked for): fastest on x86 with VNNI; on x86 without VNNI ORT's u8 x s8 kernel saturates "
-    "and the artifact computes other numbers there (check with 'pocketbert parity --kernels x86-avx2')",
-    "s7": "7-bit int8 weights (asked for, ORT's reduce_range): exact on every CPU, one bit less weight precision",
-}
-
-
 def quantize_plain(
     pre: Path, dst: Path, recipe: WeightRecipe, *, per_channel: bool = True, exclude: list[str] | None = None
 ) -> None:
@@ -182,8 +148,9 @@ def quantize_dynamic_int8(
     """int8 weights per output channel, activations quantized at run time (uint8): the CPU recipe for BERT.
 
     ``weights`` names the :data:`WEIGHT_RECIPES` entry that stores them (default uint8 with a zero point per
-    channel; see :data:`RECIPE_WHY`). With ``fusion`` = ``(num_heads, hidden_size)``, ONNX Runtime's transformer
-    fusions run first (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one ``QAttention``.
+    channel; see :mod:`pocketbert.quantize.weight_recipes`). With ``fusion`` = ``(num_heads, hidden_size)``, ONNX
+    Runtime's transformer fusions run first (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one
+    ``QAttention``.
 
     With a ``budget`` (e.g. ``"cosine>=0.995"``), the most sensitive weight ops stay float until the budget holds
     on the calibration ``feeds`` of ``task`` (:mod:`pocketbert.quantize.mixed`). Returns the metadata recorded in
@@ -212,7 +179,7 @@ def quantize_dynamic_int8(
         metadata["mixed_precision"] = result.to_dict()
         metadata["scheme"] += "-mixed" if exclude else ""
     quantize_plain(pre, dst, recipe, per_channel=per_channel, exclude=exclude)
-    metadata["weights"] = {"recipe": recipe.name, "description": recipe.description, "why": RECIPE_WHY[recipe.name]}
+    metadata["weights"] = {"recipe": recipe.name, "description": recipe.description, "why": recipe.why}
     shutil.rmtree(pre.parent, ignore_errors=True)
     shutil.rmtree(scratch / "onnx-fused", ignore_errors=True)
     metadata["float_ops"] = _float_ops(dst, DYNAMIC_OPS)

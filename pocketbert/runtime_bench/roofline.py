@@ -54,7 +54,8 @@ def _gemm_models(directory: Path) -> list[Path]:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from pocketbert.quantize.onnx_int8 import WEIGHT_RECIPES, quantize_plain
+    from pocketbert.quantize.onnx_int8 import quantize_plain
+    from pocketbert.quantize.weight_recipes import WEIGHT_RECIPES
 
     m, k, n = GEMM_SHAPE
     weight = np.random.default_rng(0).standard_normal((k, n)).astype(np.float32) * 0.05
