@@ -18,6 +18,8 @@ from pocketbert.kernels.facts import int8_kernel_class, process_facts, runtime_v
 from pocketbert.kernels.provision import setup_arm64
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_kernels, check_parity
+from pocketbert.report.document import to_markdown
+from pocketbert.report.write import _kernel_matrix
 from pocketbert.runtime_bench.roofline import add_roofline, encoder_macs, measure_gemm
 
 FORMATS_ARTIFACTS = ("onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8")
@@ -105,6 +107,9 @@ def test_x86_avx2_runs_the_int8_artifacts_and_says_which_it_left_out(distil_cls,
         ("onnx-fp32", "x86-avx2"),
         ("tflite-fp32", "x86-avx2"),
     ]
+    matrix = to_markdown(_kernel_matrix(data), report_dir)
+    assert "| artifact | x86-avx2 |" in matrix and "| onnx-fp32 | not run (int8 only) |" in matrix
+    assert "Not run on x86-avx2: onnx-fp32, tflite-fp32 (x86-avx2 runs int8 artifacts only" in matrix
 
 
 def test_a_family_that_cannot_run_is_one_line_before_any_model_loads(distil_cls, tmp_path, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -38,3 +39,30 @@ def summary(verdict: dict[str, Any]) -> dict[str, Any]:
         "error": verdict.get("error"),
         "kernel_facts": verdict.get("kernel_facts", {}),
     }
+
+
+def distinct_kernels(verdicts: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(family, kernel facts)`` once per family and runtime, in order, from ``(family, facts)`` pairs."""
+    seen: dict[tuple[str, Any], dict[str, Any]] = {}
+    for family, facts in verdicts:
+        if facts:
+            seen.setdefault((family, facts.get("runtime")), facts)
+    return [(family, facts) for (family, _), facts in seen.items()]
+
+
+def declined_by_family(not_run: list[dict[str, str]]) -> dict[str, tuple[list[str], str]]:
+    """``{family: (artifact names, reason)}`` of the pairs a family declined to run (``ParityReport.not_run``)."""
+    grouped: dict[str, tuple[list[str], str]] = {}
+    for item in not_run:
+        grouped.setdefault(item["family"], ([], item["reason"]))[0].append(item["artifact"])
+    return grouped
+
+
+def runtime_label(facts: dict[str, Any]) -> str:
+    """``onnxruntime 1.31.1``."""
+    return f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
+
+
+def execution_label(facts: dict[str, Any]) -> str:
+    """``native``, or the emulator and its CPU model."""
+    return str(facts.get("emulator", "QEMU")) if facts.get("execution") == "emulated" else "native"

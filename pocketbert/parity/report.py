@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pocketbert.export.artifact import write_json_atomic
 from pocketbert.parity.comparator import ParityReport
+from pocketbert.parity.matrix import declined_by_family, distinct_kernels, execution_label, runtime_label
 
 
 def write_json(report: ParityReport, path: Path) -> None:
@@ -44,9 +45,9 @@ def kernels_line(facts: dict) -> str:
     """``aarch64 cortex-a76 (dotprod), onnxruntime 1.31.1, emulated by qemu-aarch64-static 7.2.22``."""
     if not facts:
         return "unknown kernels"
-    how = f"emulated by {facts.get('emulator', 'QEMU')}" if facts.get("execution") == "emulated" else "native"
-    runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
-    return f"{facts.get('isa')} {facts.get('cpu')} ({facts.get('int8_kernels')}), {runtime}, {how}"
+    how = execution_label(facts)
+    how = f"emulated by {how}" if facts.get("execution") == "emulated" else how
+    return f"{facts.get('isa')} {facts.get('cpu')} ({facts.get('int8_kernels')}), {runtime_label(facts)}, {how}"
 
 
 def _fmt(value: float | None) -> str:
@@ -70,14 +71,9 @@ def render(report: ParityReport) -> str:
                 missed = ", ".join(f"{c.metric}={_fmt(c.value)} {c.op} {c.threshold:g}" for c in artifact.failures)
                 detail += f" | missed: {missed}"
         lines.append(f"  {verdict}  {artifact.label:<26} {detail}")
-    seen: dict[tuple[str, str], str] = {}
-    for artifact in report.artifacts:
-        key = (artifact.kernels, str(artifact.kernel_facts.get("runtime")))
-        seen.setdefault(key, kernels_line(artifact.kernel_facts))
-    lines += [f"  kernels {family}: {line}" for (family, _), line in seen.items()]
-    for family in dict.fromkeys(item["family"] for item in report.not_run):
-        names = [item["artifact"] for item in report.not_run if item["family"] == family]
-        reason = next(item["reason"] for item in report.not_run if item["family"] == family)
+    for family, facts in distinct_kernels((a.kernels, a.kernel_facts) for a in report.artifacts):
+        lines.append(f"  kernels {family}: {kernels_line(facts)}")
+    for family, (names, reason) in declined_by_family(report.not_run).items():
         lines.append(f"  not run on {family}: {', '.join(names)} ({reason})")
     lines.append("parity: " + ("all gates passed" if report.passed else "FAILED"))
     return "\n".join(lines)

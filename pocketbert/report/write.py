@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
-from pocketbert.parity.matrix import by_artifact, families, worst_cosine
+from pocketbert.parity.matrix import (
+    by_artifact,
+    declined_by_family,
+    distinct_kernels,
+    execution_label,
+    families,
+    runtime_label,
+    worst_cosine,
+)
 from pocketbert.report.document import Block, Heading, Image, Paragraph, Table, to_html, to_markdown
 
 REPORT_DIR = "report"
@@ -81,15 +89,19 @@ def _gates(parity: dict[str, Any]) -> Table:
 
 def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
     """Artifact x kernel family: each cell the verdict and worst cosine; then what each family's runtime saw."""
-    names = families(parity)
+    columns = families(parity)
+    declined = declined_by_family(parity.get("not_run", []))
+    matrix = by_artifact(parity)
+    for names, _ in declined.values():  # an artifact every family declined still gets its row
+        for name in names:
+            matrix.setdefault(name, {})
     rows, fails = [], set()
-    for artifact, per_family in by_artifact(parity).items():
+    for artifact, per_family in matrix.items():
         cells = []
-        for family in names:
+        for family in columns:
             verdict = per_family.get(family)
             if verdict is None:
-                declined = any(i["artifact"] == artifact and i["family"] == family for i in parity.get("not_run", []))
-                cells.append("not run (int8 only)" if declined else "—")
+                cells.append("not run (int8 only)" if artifact in declined.get(family, ([], ""))[0] else "—")
                 continue
             worst = worst_cosine(verdict)
             cells.append(
@@ -98,21 +110,12 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
             if not verdict["passed"]:
                 fails.add(len(rows))
         rows.append([artifact, *cells])
-    facts_rows, seen = [], set()
-    for verdict in parity["artifacts"]:
-        facts = verdict.get("kernel_facts") or {}
-        key = (verdict.get("kernels"), facts.get("runtime"))
-        if key in seen or not facts:
-            continue
-        seen.add(key)
-        how = facts.get("emulator") if facts.get("execution") == "emulated" else "native"
-        runtime = f"{facts.get('runtime')} {facts.get('runtime_version') or ''}".strip()
-        facts_rows.append([key[0], facts.get("isa"), facts.get("cpu"), facts.get("int8_kernels"), runtime, how])
-    declined = []
-    for family in dict.fromkeys(i["family"] for i in parity.get("not_run", [])):
-        items = [i for i in parity["not_run"] if i["family"] == family]
-        names = ", ".join(i["artifact"] for i in items)
-        declined.append(Paragraph(f"Not run on {family}: {names} ({items[0]['reason']})."))
+    verdicts = ((v.get("kernels", "host"), v.get("kernel_facts") or {}) for v in parity["artifacts"])
+    facts_rows = [
+        [family, f.get("isa"), f.get("cpu"), f.get("int8_kernels"), runtime_label(f), execution_label(f)]
+        for family, f in distinct_kernels(verdicts)
+    ]
+    notes = [Paragraph(f"Not run on {family}: {', '.join(n)} ({why}).") for family, (n, why) in declined.items()]
     return [
         Heading("Parity by kernel family"),
         Paragraph(
@@ -120,9 +123,9 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
             "host; emulated families are QEMU user-mode guests with the same runtime versions; Core ML runs in its "
             "own runner, once)."
         ),
-        Table(["artifact", *names], rows, fails),
+        Table(["artifact", *columns], rows, fails),
         Table(["family", "ISA", "CPU", "int8 kernels", "runtime", "execution"], facts_rows),
-        *declined,
+        *notes,
     ]
 
 
