@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pocketbert.export.artifact import manifest_artifacts, read_manifest
+from pocketbert.core.artifact import manifest_artifacts, read_manifest
 from pocketbert.parity.check import artifact_runs, check_kernels, family_runner, load_reference
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.parity.metrics import compare_outputs

@@ -122,8 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
 
-    from pocketbert.export.artifact import ExportSettings
-    from pocketbert.export.pipeline import export_model
+    from pocketbert.core.artifact import ExportSettings
+    from pocketbert.exporting.pipeline import export_model
     from pocketbert.loading import load_model
     from pocketbert.parity.check import check_parity
 

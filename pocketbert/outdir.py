@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.artifact import MANIFEST_NAME, Artifact, ExportSettings, read_manifest
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, Artifact, ExportSettings, read_manifest
 from pocketbert.fsutil import stale_aside_dirs
 from pocketbert.run.lock import OutputLock
 
@@ -79,7 +79,7 @@ def check_owner(out_dir: Path, model: dict[str, Any], force: bool) -> bool:
 
 def check_kept(out_dir: Path, manifest: dict[str, Any], kept: list[Artifact], settings: ExportSettings) -> None:
     """Artifacts that stay in ``OUT`` beside a new export must be intact and share its max length and buckets."""
-    from pocketbert.integrity import verify_artifact
+    from pocketbert.core.integrity import verify_artifact
 
     if not kept:
         return

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pocketbert.cli import main
+from pocketbert.core.artifact import read_manifest
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import read_manifest
-from pocketbert.export.pipeline import export_model
+from pocketbert.exporting.pipeline import export_model
 from pocketbert.loading import load_model
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.parity.torch_runner import TorchRunner

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pocketbert.core.buckets import choose_bucket, run_bucketed
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.buckets import choose_bucket, run_bucketed
 from pocketbert.tasks import Task
 
 

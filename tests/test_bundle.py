@@ -11,9 +11,9 @@ import pytest
 
 from pocketbert.bundle.bundler import ANDROID, BUNDLE_DIR, IOS, bundle
 from pocketbert.cli import main
+from pocketbert.core.artifact import Artifact, ExportSettings, TensorInfo, finalize, sha256_of, write_json_atomic
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact, ExportSettings, TensorInfo, finalize, sha256_of, write_json_atomic
-from pocketbert.export.manifest import build_manifest, write_tokenizer
+from pocketbert.exporting.manifest import build_manifest, write_tokenizer
 from pocketbert.loading import LoadedModel, uncased_tokenizer
 from pocketbert.tasks import Task
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from pocketbert.cli import main
+from pocketbert.core.artifact import ExportSettings, manifest_artifacts, read_manifest
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import ExportSettings, manifest_artifacts, read_manifest
-from pocketbert.export.pipeline import export_model
+from pocketbert.exporting.pipeline import export_model
+from pocketbert.formats import runner_for
+from pocketbert.formats.coreml.mil.package import BLOB_HEADER, load_program
+from pocketbert.formats.coreml.runner import CoreMLRunner, MilRunner, coreml_available, make_runner
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
-from pocketbert.parity.coreml_runner import CoreMLRunner, MilRunner, coreml_available, make_runner
-from pocketbert.parity.mil.package import BLOB_HEADER, load_program
-from pocketbert.parity.runner import runner_for
 from tests.test_integrity import reseal
 from tests.tiny import ARCHS, TASKS
 

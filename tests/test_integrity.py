@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pocketbert.cli import main
+from pocketbert.core.integrity import digests
 from pocketbert.errors import PocketbertError
-from pocketbert.integrity import digests
 from pocketbert.parity.check import check_parity
 from tests.test_bundle import make_out
 
@@ -32,7 +32,7 @@ def _flip(path: Path, offset: int, count: int = 64) -> None:
 
 def reseal(out: Path) -> None:
     """Record the files' current sha256 in the manifest, as if the damage had happened before export."""
-    from pocketbert.export.artifact import sha256_of
+    from pocketbert.core.artifact import sha256_of
 
     manifest = json.loads((out / "manifest.json").read_text())
     for artifact in manifest["artifacts"]:
@@ -47,7 +47,7 @@ def _unused_embedding_row_offset(out: Path) -> int:
     import onnx
     from onnx import numpy_helper
 
-    from pocketbert.export.manifest import read_tokenizer
+    from pocketbert.exporting.manifest import read_tokenizer
     from pocketbert.parity.data import BUILTIN_TEXTS
 
     tok = read_tokenizer(out, "test")

@@ -74,8 +74,8 @@ def test_run_stops_at_every_stage(onnx_out, tiny_models, tmp_path, monkeypatch, 
 
 
 EXPORT_STAGES = {
-    "onnx fp32": ("pocketbert.export.onnx_export", "EXPORTER.export"),
-    "tokenizer": ("pocketbert.export.pipeline", "write_tokenizer"),
+    "onnx fp32": ("pocketbert.formats.onnx", "FORMAT.export"),
+    "tokenizer": ("pocketbert.exporting.pipeline", "write_tokenizer"),
 }
 
 

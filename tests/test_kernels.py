@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from pocketbert.cli import main
+from pocketbert.core.artifact import ExportSettings, read_manifest
+from pocketbert.core.facts import int8_kernel_class, process_facts, runtime_version
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import ExportSettings, read_manifest
-from pocketbert.export.pipeline import export_model
+from pocketbert.exporting.pipeline import export_model
 from pocketbert.kernels import families, provision
-from pocketbert.kernels.facts import int8_kernel_class, process_facts, runtime_version
 from pocketbert.kernels.provision import setup_arm64
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_kernels, check_parity

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.mil.interpreter import MilInterpreter
-from pocketbert.parity.mil.ops import OPS
-from pocketbert.parity.mil.package import MilOp, MilProgram, Ref
+from pocketbert.formats.coreml.mil.interpreter import MilInterpreter
+from pocketbert.formats.coreml.mil.ops import OPS
+from pocketbert.formats.coreml.mil.package import MilOp, MilProgram, Ref
 
 RNG = np.random.default_rng(0)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pocketbert.cli import main
+from pocketbert.core.artifact import ExportSettings, manifest_artifacts, read_manifest
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import ExportSettings, manifest_artifacts, read_manifest
-from pocketbert.export.pipeline import export_model
+from pocketbert.exporting.pipeline import export_model
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
@@ -46,7 +46,7 @@ def _artifact_metadata(out, artifact):
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return {k: json.loads(v) if k == "mixed_precision" else v for k, v in props.items()}
     if artifact["format"] == "tflite":
-        from pocketbert.export.tflite_export import read_metadata
+        from pocketbert.formats.tflite.export import read_metadata
 
         return read_metadata(path)
     import coremltools as ct

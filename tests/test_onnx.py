@@ -9,12 +9,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from pocketbert.export.artifact import ExportSettings, read_manifest
-from pocketbert.export.pipeline import export_model
+from pocketbert.core.artifact import ExportSettings, read_manifest
+from pocketbert.exporting.pipeline import export_model
+from pocketbert.formats.onnx.quantize import preprocess
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
 from pocketbert.parity.data import BUILTIN_TEXTS
-from pocketbert.quantize.onnx_int8 import preprocess
 from tests.tiny import ARCHS, TASKS
 
 
@@ -105,7 +105,7 @@ def test_manifest_records_what_parity_needs(tiny_models, tmp_path):
 
 def test_large_models_use_external_data(tiny_models, tmp_path, monkeypatch):
     """Above the protobuf limit weights go to model.onnx.data (threshold lowered so a tiny model crosses it)."""
-    import pocketbert.export.onnx_export as onnx_export
+    import pocketbert.formats.onnx.export as onnx_export
 
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 10_000)
     loaded = load_model(str(tiny_models("distilbert", "feature-extraction")))

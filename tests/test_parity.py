@@ -11,14 +11,14 @@ import pytest
 from onnx import numpy_helper
 
 from pocketbert.cli import main
+from pocketbert.core.runner import Runner
 from pocketbert.errors import PocketbertError
-from pocketbert.export.pipeline import export_model
+from pocketbert.exporting.pipeline import export_model
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
 from pocketbert.parity.comparator import Comparator
 from pocketbert.parity.gates import Gate, expand, gates_for, load_gate_file
 from pocketbert.parity.metrics import best_span, compare_outputs
-from pocketbert.parity.runner import Runner
 from pocketbert.tasks import Task
 
 

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from pocketbert.cli import main
-from pocketbert.export.artifact import sha256_of
+from pocketbert.core.artifact import sha256_of
 from pocketbert.run.lock import OutputLock
 
 FAST = ["--format", "onnx", "--no-bench", "--quiet"]

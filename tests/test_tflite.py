@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from pocketbert.core.artifact import Artifact, ExportSettings, read_manifest
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact, ExportSettings, read_manifest
-from pocketbert.export.pipeline import export_model
-from pocketbert.export.tflite_export import read_metadata
+from pocketbert.exporting.pipeline import export_model
+from pocketbert.formats import runner_for as make_runner
+from pocketbert.formats.tflite.export import read_metadata
 from pocketbert.loading import load_model
 from pocketbert.parity.check import check_parity
 from pocketbert.parity.data import BUILTIN_TEXTS
-from pocketbert.parity.tflite_runner import make_runner
 from pocketbert.tasks import output_specs
 from pocketbert.wrapper import DeploymentModel
 from tests.test_integrity import reseal
@@ -240,7 +240,7 @@ class _Svd(torch.nn.Module):
     [(_DataDependent, "torch.export could not trace the model for TFLite"), (_Svd, "LiteRT conversion failed")],
 )
 def test_unconvertible_model_fails_in_one_line_and_writes_nothing(bert_out, tmp_path, monkeypatch, module, message):
-    from pocketbert.export import tflite_export
+    from pocketbert.formats.tflite import export as tflite_export
 
     loaded, _ = bert_out
     monkeypatch.setattr(tflite_export.NamedOutputs, "wrap", staticmethod(lambda wrapper: module().eval()))

@@ -16,11 +16,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pocketbert import __version__
+from pocketbert.core.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest
+from pocketbert.core.artifact import write_json_atomic as _write_json
+from pocketbert.core.integrity import file_sha256, verify_output
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, Artifact, manifest_artifacts, read_manifest
-from pocketbert.export.artifact import write_json_atomic as _write_json
+from pocketbert.formats import all_formats
 from pocketbert.fsutil import aside_dir, swap_in
-from pocketbert.integrity import file_sha256, verify_output
 
 BUNDLE_DIR = "pocketbert"
 
@@ -36,19 +37,26 @@ class AppTarget:
     formats: tuple[str, ...]
 
 
+def app_formats(platform: str) -> tuple[str, ...]:
+    """The formats the ``platform`` sample app runs, in the order the bundler prefers them (each format's
+    ``app_preference``)."""
+    usable = [f for f in all_formats() if platform in f.platforms]
+    return tuple(f.name for f in sorted(usable, key=lambda f: f.app_preference))
+
+
 ANDROID = AppTarget(
     platform="android",
     marker="settings.gradle.kts",
     marker_text='rootProject.name = "PocketBert"',
     assets="app/src/main/assets",
-    formats=("tflite", "onnx"),
+    formats=app_formats("android"),
 )
 IOS = AppTarget(
     platform="ios",
     marker="PocketBertKit/Package.swift",
     marker_text='name: "PocketBertKit"',
     assets="PocketBertApp/Resources",
-    formats=("coreml",),
+    formats=app_formats("ios"),
 )
 PRECISION_ORDER: tuple[str, ...] = ("int8", "fp16", "fp32")
 

@@ -4,14 +4,14 @@ Two kinds of file, both written fresh by ``pocketbert goldens`` (never committed
 
 * ``tokenizer-<name>.json``: a tokenizer's settings, its ``vocab.txt`` (beside the file) and cases
   ``{text, text_pair?, max_length, pad_to, input_ids, attention_mask, offsets}`` encoded by the Hugging Face fast
-  tokenizer. ``pad_to`` is :func:`~pocketbert.parity.buckets.choose_bucket` of the real length over ``buckets``;
+  tokenizer. ``pad_to`` is :func:`~pocketbert.core.buckets.choose_bucket` of the real length over ``buckets``;
   ``offsets`` are ``[start, end)`` in **UTF-16 code units** of the text the token came from (the question or the
   context of a pair), ``[0, 0]`` for special tokens and padding — the unit Kotlin and Swift strings index by.
 * ``charclasses.json``: the tokenizer's character classes as code-point ranges
   (:mod:`pocketbert.bundle.charclasses`), for the app tests to check every code point.
 * ``postprocess.json``: softmax, mean pooling + L2 norm, QA span decoding and bucket choice, computed by the same
   Python functions parity uses (:func:`~pocketbert.parity.metrics.best_span`,
-  :func:`~pocketbert.wrapper.mean_pool_normalize`, :func:`~pocketbert.parity.buckets.choose_bucket`).
+  :func:`~pocketbert.wrapper.mean_pool_normalize`, :func:`~pocketbert.core.buckets.choose_bucket`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from pocketbert.bundle.charclasses import bert_char_classes as classes
+from pocketbert.core.artifact import write_json_atomic
+from pocketbert.core.buckets import choose_bucket
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import write_json_atomic
-from pocketbert.export.manifest import tokenizer_settings, write_vocab
-from pocketbert.parity.buckets import choose_bucket
+from pocketbert.exporting.manifest import tokenizer_settings, write_vocab
 from pocketbert.parity.data import BUILTIN_TEXTS
 from pocketbert.parity.metrics import MAX_ANSWER_TOKENS, best_span
 

@@ -5,20 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pocketbert.core.options import comma_list, int_list
 from pocketbert.errors import PocketbertError
 
-
-def comma_list(value: str) -> list[str]:
-    """``"a,b"`` -> ``["a", "b"]`` (empty items dropped)."""
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def int_list(value: str) -> list[int]:
-    """``"32,64,128"`` -> ``[32, 64, 128]`` with a one-line error for anything else."""
-    try:
-        return [int(item) for item in comma_list(value)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+__all__ = ["comma_list", "int_list"]
 
 
 TOKENIZER_HELP = "tokenizer dir or hub id, when MODEL has no tokenizer files of its own"

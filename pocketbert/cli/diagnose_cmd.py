@@ -11,9 +11,9 @@ from pocketbert.errors import PocketbertError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pocketbert.export.artifact import manifest_artifacts, read_manifest, write_json_atomic
-    from pocketbert.export.manifest import read_tokenizer
-    from pocketbert.integrity import verify_output
+    from pocketbert.core.artifact import manifest_artifacts, read_manifest, write_json_atomic
+    from pocketbert.core.integrity import verify_output
+    from pocketbert.exporting.manifest import read_tokenizer
     from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
     from pocketbert.parity.localize import culprit, localize, plot, probe_runner, rows_to_dicts
     from pocketbert.tasks import Task

@@ -14,7 +14,7 @@ def load_tokenizer(model: str | None, from_out: Path | None) -> Any:
     """The Hugging Face fast tokenizer of MODEL (only the tokenizer is loaded), of an OUT dir, or of the default."""
     from transformers import AutoTokenizer
 
-    from pocketbert.export.manifest import TOKENIZER_DIR
+    from pocketbert.exporting.manifest import TOKENIZER_DIR
     from pocketbert.loading import RANDOM_PREFIX, default_model_dir, uncased_tokenizer
 
     if from_out is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.cli.common import TOKENIZER_HELP, comma_list, int_list
+from pocketbert.exporting.options import add_export_flags, given
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -20,23 +21,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "seed": "seed",
         "tokenizer": "tokenizer",
         "output": "output",
-        "format": "formats",
-        "precision": "precisions",
-        "int8_scheme": "int8_scheme",
-        "calibration": "calibration",
-        "buckets": "buckets",
-        "opset": "opset",
-        "coreml_target": "coreml_target",
-        "budget": "budget",
         "gates": "gates",
         "kernels": "kernels",
         "texts": "texts",
         "force": "force",
     }
     values = {key: getattr(args, flag) for flag, key in names.items() if getattr(args, flag) not in (None, False)}
-    for key in ("calibration", "gates", "texts", "output"):
+    for key in ("gates", "texts", "output"):
         if key in values:
             values[key] = str(values[key])
+    values.update(given(args))
     bench = {
         key: getattr(args, f"bench_{key}")
         for key in ("baseline", "seq", "threads", "repeats", "warmup")
@@ -85,14 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-labels", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--tokenizer", default=None, help=TOKENIZER_HELP)
-    parser.add_argument("--format", type=comma_list, default=None, help="default onnx,tflite,coreml")
-    parser.add_argument("--precision", type=comma_list, default=None, help="default fp32,fp16,int8")
-    parser.add_argument("--int8-scheme", choices=("dynamic", "static"), default=None)
-    parser.add_argument("--calibration", type=Path, default=None)
-    parser.add_argument("--buckets", type=int_list, default=None)
-    parser.add_argument("--opset", type=int, default=None)
-    parser.add_argument("--coreml-target", default=None)
-    parser.add_argument("--budget", default=None, help="int8 parity budget, e.g. 'cosine>=0.995'")
+    add_export_flags(parser)
     parser.add_argument("--gates", type=Path, default=None, help="parity gate overrides (TOML)")
     parser.add_argument(
         "--kernels",

@@ -13,10 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pocketbert.core.facts import HOST
 from pocketbert.errors import PocketbertError
 
-HOST = "host"
-EMULATED_FORMATS = ("onnx", "tflite")  # formats whose runtime has aarch64/x86 wheels; Core ML keeps the MIL runner
+__all__ = ["HOST"]
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.facts import runtime_version
 from pocketbert.errors import PocketbertError
-from pocketbert.kernels.facts import runtime_version
 
 # runtime distributions mirrored into the aarch64 environment when the host has them (numpy is always needed)
 RUNTIME_DISTRIBUTIONS = ("numpy", "ml_dtypes", "onnxruntime", "ai-edge-litert")

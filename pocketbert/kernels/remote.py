@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 import pocketbert
+from pocketbert.core.artifact import Artifact
+from pocketbert.core.runner import Feed, Runner
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact
 from pocketbert.framing import FrameTimeout, recv, send
 from pocketbert.kernels.families import KernelFamily, host_python, missing, qemu_binary
 from pocketbert.kernels.provision import PYTHON, env_dir, guest_env
-from pocketbert.parity.runner import Feed, Runner
 
 _SOURCE_ROOT = Path(pocketbert.__file__).resolve().parent.parent  # the directory that holds the package
 _QEMU_NOISE = "TCG doesn't support requested feature"  # QEMU's warnings for CPU-model bits TCG leaves out
@@ -67,7 +67,7 @@ class EmulatedRunner(Runner):
         self._stderr: Any = None
         self._facts: dict[str, Any] = {}
 
-    def load(self) -> None:
+    def load_impl(self) -> None:
         reason = missing(self.family)
         if reason:
             raise PocketbertError(reason)
@@ -83,15 +83,13 @@ class EmulatedRunner(Runner):
             **facts,
         }
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self._proc is None:
-            self.load()
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         return self._call("infer", {k: np.ascontiguousarray(v) for k, v in feed.items()})
 
     def kernel_facts(self) -> dict[str, Any]:
         return dict(self._facts)
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return

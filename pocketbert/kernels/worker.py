@@ -27,9 +27,9 @@ def _one_line(exc: BaseException) -> str:
 
 def serve(requests: int, replies: BinaryIO) -> None:
     """Answer requests until ``close`` or end of input."""
-    from pocketbert.export.artifact import Artifact
-    from pocketbert.kernels.facts import process_facts
-    from pocketbert.parity.runner import runner_for
+    from pocketbert.core.artifact import Artifact
+    from pocketbert.core.facts import process_facts
+    from pocketbert.formats import runner_for
 
     runner = None
     while True:

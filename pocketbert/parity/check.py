@@ -5,15 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pocketbert.core.artifact import Artifact, manifest_artifacts, read_manifest
+from pocketbert.core.integrity import verify_output
+from pocketbert.core.runner import Runner
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact, manifest_artifacts, read_manifest
-from pocketbert.integrity import verify_output
-from pocketbert.kernels.families import EMULATED_FORMATS, FAMILIES, HOST, missing, parse_kernels
+from pocketbert.formats import format_of, runner_for
+from pocketbert.kernels.families import FAMILIES, HOST, missing, parse_kernels
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.parity.comparator import Comparator, ParityReport
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds, read_text_file
 from pocketbert.parity.gates import gates_for, load_gate_file
-from pocketbert.parity.runner import Runner, runner_for, runner_module
 from pocketbert.parity.torch_runner import TorchRunner
 from pocketbert.tasks import Task
 
@@ -119,10 +120,15 @@ def artifact_runs(artifacts: list[Artifact], families: list[str]) -> list[tuple[
         (a, f)
         for f in families
         for a in artifacts
-        if f == HOST or (a.format in EMULATED_FORMATS and not FAMILIES[f].declines(a.precision))
+        if f == HOST or (_emulated(a) and not FAMILIES[f].declines(a.precision))
     ]
-    once = [(a, HOST) for a in artifacts if a.format not in EMULATED_FORMATS and HOST not in families]
+    once = [(a, HOST) for a in artifacts if not _emulated(a) and HOST not in families]
     return runs + once
+
+
+def _emulated(artifact: Artifact) -> bool:
+    """True when ``artifact``'s runtime runs under the emulated kernel families (it ships aarch64/x86 wheels)."""
+    return format_of(artifact).emulated_kernels
 
 
 def not_run(artifacts: list[Artifact], families: list[str]) -> list[dict[str, str]]:
@@ -131,15 +137,16 @@ def not_run(artifacts: list[Artifact], families: list[str]) -> list[dict[str, st
         {"artifact": a.name, "family": f, "reason": reason}
         for f in families
         for a in artifacts
-        if a.format in EMULATED_FORMATS and (reason := FAMILIES[f].declines(a.precision))
+        if _emulated(a) and (reason := FAMILIES[f].declines(a.precision))
     ]
 
 
 def family_runner(artifact: Artifact, out_dir: Path, family: str, threads: int | None = None) -> Runner:
     """The runner of ``artifact`` on kernel ``family``."""
-    if family == HOST or artifact.format not in EMULATED_FORMATS:
+    if family == HOST or not _emulated(artifact):
         return runner_for(artifact, out_dir, threads)
     from pocketbert.kernels.remote import EmulatedRunner
 
-    runner_module(artifact, out_dir)  # the same missing-file and unknown-format errors as on the host
+    if not (Path(out_dir) / artifact.path).exists():  # the same missing-file error as on the host
+        runner_for(artifact, out_dir, threads)
     return EmulatedRunner(artifact, out_dir, FAMILIES[family], threads)

@@ -6,10 +6,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pocketbert.core.runner import Feed, Runner
 from pocketbert.kernels.families import HOST
 from pocketbert.parity.gates import Gate, expand
 from pocketbert.parity.metrics import CompareFunc, Outputs, compare_outputs
-from pocketbert.parity.runner import Feed, Runner
 from pocketbert.tasks import Task
 
 
@@ -38,7 +38,7 @@ class ArtifactParity:
     """The verdict for one artifact on one kernel family: its metrics, every gate with its value, and pass/fail.
 
     ``kernels`` is the family (``host``, ``arm64``, …; ``mil-reference`` for the Core ML MIL runner) and
-    ``kernel_facts`` what the runtime saw there (:func:`pocketbert.kernels.facts.process_facts`).
+    ``kernel_facts`` what the runtime saw there (:func:`pocketbert.core.facts.process_facts`).
     """
 
     name: str

@@ -2,7 +2,7 @@
 
 Every format exposes the same probes: the output of each LayerNorm, in graph order, as ``probe_<i>`` — the
 embeddings' LayerNorm, then each layer's attention and FFN LayerNorms (BERT and DistilBERT are post-LN, so these
-are the block outputs). Each format's runner module has a ``make_probe_runner``: ONNX adds the values as graph
+are the block outputs). Each format has a ``make_probe_runner``: ONNX adds the values as graph
 outputs, LiteRT keeps intermediate tensors (``experimental_preserve_all_tensors``), and the MIL runner records
 them as it executes the Core ML program. Both artifacts run the same feeds, each block's error is measured on
 valid tokens, and the block whose error grows the most is named as the culprit. Because the probes are named
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from pocketbert.core.artifact import Artifact
+from pocketbert.core.runner import Feed, Runner
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.parity.runner import Feed, Runner, runner_module
+from pocketbert.formats import format_of, runner_for
 from pocketbert.tasks import Task
 
 PROBE = "probe_"
@@ -48,10 +49,12 @@ def block_labels(count: int) -> list[str]:
 def probe_runner(artifact: Artifact, out_dir: Path, scratch: Path, task: Task) -> Runner:
     """A runner of ``artifact`` whose outputs include its ``probe_<i>`` values (probed copies, where a format needs
     one, go to a fresh directory below ``scratch``)."""
-    module = runner_module(artifact, out_dir)
+    fmt = format_of(artifact)
+    if not (Path(out_dir) / artifact.path).exists():  # the one missing-file error
+        runner_for(artifact, out_dir)
     Path(scratch).mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix=f"{artifact.name}-", dir=scratch))
-    return module.make_probe_runner(Path(out_dir) / artifact.path, own, task, artifact.sequence_buckets, artifact.name)
+    return fmt.make_probe_runner(Path(out_dir) / artifact.path, own, task, artifact.sequence_buckets, artifact.name)
 
 
 def _block_metrics(ref: list[np.ndarray], got: list[np.ndarray], feeds: list[Feed]) -> tuple[float, float]:

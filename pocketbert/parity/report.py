@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from pocketbert.export.artifact import write_json_atomic
+from pocketbert.core.artifact import write_json_atomic
 from pocketbert.parity.comparator import ParityReport
 from pocketbert.parity.matrix import declined_by_family, distinct_kernels, execution_label, runtime_label
 

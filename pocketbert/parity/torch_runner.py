@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pocketbert.core.runner import Feed, Runner, as_float32
 from pocketbert.loading import LoadedModel
-from pocketbert.parity.runner import Feed, Runner, as_float32
 from pocketbert.wrapper import DeploymentModel, reference_outputs
 
 
@@ -19,7 +19,7 @@ class TorchRunner(Runner):
         super().__init__(name)
         self.loaded = loaded
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         ids = torch.from_numpy(np.asarray(feed["input_ids"], dtype=np.int64))
         mask = torch.from_numpy(np.asarray(feed["attention_mask"], dtype=np.int64))
         out = reference_outputs(self.loaded.model, self.loaded.task, ids, mask)
@@ -35,7 +35,7 @@ class WrapperRunner(Runner):
         super().__init__(name)
         self.module = module
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         ids = torch.from_numpy(np.asarray(feed["input_ids"], dtype=np.int64))
         mask = torch.from_numpy(np.asarray(feed["attention_mask"], dtype=np.int64))
         with torch.inference_mode():

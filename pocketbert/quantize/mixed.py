@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.runner import Feed, Runner
 from pocketbert.errors import PocketbertError
 from pocketbert.parity.gates import Gate, expand, validate_gate_key
-from pocketbert.parity.runner import Feed, Runner
 from pocketbert.tasks import Task
 
 ALIASES = {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
+from pocketbert.formats import libraries
 from pocketbert.parity.matrix import (
     by_artifact,
     declined_by_family,
@@ -22,7 +23,6 @@ from pocketbert.parity.matrix import (
 from pocketbert.report.document import Block, Heading, Image, Paragraph, Table, to_html, to_markdown
 
 REPORT_DIR = "report"
-LIBRARIES = ("torch", "transformers", "onnxruntime", "onnx", "ai-edge-litert", "litert-torch", "coremltools")
 
 
 def _version(name: str) -> str:
@@ -182,7 +182,7 @@ def build_report(
         Table(
             ["item", "value"],
             [["CPU", _cpu()], ["Python", platform.python_version()], ["pocketbert", __version__]]
-            + [[lib, _version(lib)] for lib in LIBRARIES],
+            + [[lib, _version(lib)] for lib in libraries()],
         ),
     ]
     return blocks

@@ -4,7 +4,7 @@ Example ``pocketbert.toml``::
 
     model = "./my-distilbert-sst2"
     output = "out/sst2"
-    formats = ["onnx", "tflite", "coreml"]
+    formats = ["onnx", "tflite", "coreml", "executorch"]
     precisions = ["fp32", "fp16", "int8"]
     buckets = [32, 64, 128]
     gates = "gates.toml"
@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import DEFAULT_BUCKETS
+from pocketbert.exporting import options as export_options
 from pocketbert.kernels.families import parse_kernels
 from pocketbert.tomlfile import read_toml
-
-ALL_FORMATS = ["onnx", "tflite", "coreml"]
 
 
 @dataclass
@@ -45,7 +43,12 @@ class BenchConfig:
 
 @dataclass
 class RunConfig:
-    """Everything ``pocketbert run`` does, resolved from defaults, the TOML file and the flags (in that order)."""
+    """Everything ``pocketbert run`` does, resolved from defaults, the TOML file and the flags (in that order).
+
+    ``export`` holds the export options by key (the table of :mod:`pocketbert.exporting.options`: ``formats``,
+    ``precisions``, ``buckets``, ``budget``, each format's own such as ``coreml_target``), also readable as
+    attributes (``config.formats``).
+    """
 
     model: str | None = None
     task: str | None = None
@@ -53,22 +56,26 @@ class RunConfig:
     seed: int = 0
     tokenizer: str | None = None
     output: str = "out/default"
-    formats: list[str] = field(default_factory=lambda: list(ALL_FORMATS))
-    precisions: list[str] = field(default_factory=lambda: ["fp32", "fp16", "int8"])
-    int8_scheme: str = "dynamic"
-    calibration: str | None = None
-    buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
-    opset: int = 18
-    coreml_target: str = "iOS16"
-    budget: str | None = None
+    export: dict[str, Any] = field(default_factory=export_options.defaults)
     gates: str | None = None
     kernels: list[str] = field(default_factory=lambda: ["host"])
     texts: str | None = None
     force: bool = False
     bench: BenchConfig = field(default_factory=BenchConfig)
 
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("export", {})
+        if name in options:
+            return options[name]
+        raise AttributeError(name)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat, as the TOML file is written: model keys, export options, then the rest and ``bench``."""
+        data = asdict(self)
+        flat = {k: v for k, v in data.items() if k not in ("export", "gates", "kernels", "texts", "force", "bench")}
+        flat.update(data["export"])
+        flat.update({k: data[k] for k in ("gates", "kernels", "texts", "force", "bench")})
+        return flat
 
 
 def _expected(cls: type, name: str) -> str:
@@ -93,13 +100,23 @@ def _check_value(cls: type, key: str, value: Any, where: str) -> Any:
     return value
 
 
+def _valid_keys(target: Any) -> list[str]:
+    if not isinstance(target, RunConfig):
+        return [f.name for f in fields(target)]
+    return [k for k in RunConfig().to_dict() if k != "bench"]
+
+
 def _apply(target: Any, values: dict[str, Any], where: str) -> None:
-    valid = [f.name for f in fields(target) if f.name != "bench"]
+    valid = _valid_keys(target)
+    options = {o.key: o for o in export_options.export_options()}
     for key, value in values.items():
         if key == "bench" and isinstance(target, RunConfig):
             if not isinstance(value, dict):
                 raise PocketbertError("config key bench must be a table: [bench]")
             _apply(target.bench, value, "bench.")
+            continue
+        if isinstance(target, RunConfig) and key in options:
+            target.export[key] = options[key].check(value, where)
             continue
         if key not in valid:
             extra = ", [bench]" if isinstance(target, RunConfig) else ""
@@ -120,9 +137,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
 
 def validate(config: RunConfig) -> None:
     """Cross-field checks with one-line errors."""
-    unknown = [f for f in config.formats if f not in ALL_FORMATS]
-    if unknown:
-        raise PocketbertError(f"unknown format {unknown[0]!r}; valid: {', '.join(ALL_FORMATS)}")
+    export_options.check(config.export)
     parse_kernels(config.kernels)
     if config.bench.threads < 1:
         raise PocketbertError(f"bench threads must be at least 1, got {config.bench.threads}")

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.artifact import MANIFEST_NAME, ExportSettings, read_manifest, write_json_atomic
 from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, ExportSettings, read_manifest, write_json_atomic
-from pocketbert.export.base import get_exporter
-from pocketbert.export.manifest import model_section
-from pocketbert.export.pipeline import export_model, validate_request
+from pocketbert.exporting.manifest import model_section
+from pocketbert.exporting.options import settings_from
+from pocketbert.exporting.pipeline import export_model, validate_request
+from pocketbert.formats import get_format
 from pocketbert.fsutil import aside_dir, swap_in
 from pocketbert.loading import LoadedModel, load_model
 from pocketbert.outdir import check_owner, check_target, claim
@@ -74,16 +75,8 @@ def resolve_baseline(requested: str | None) -> str:
 
 
 def export_settings(config: RunConfig) -> ExportSettings:
-    """The export settings of a run configuration."""
-    return ExportSettings(
-        max_length=config.buckets[-1] if config.buckets else 0,
-        sequence_buckets=list(config.buckets),
-        int8_scheme=config.int8_scheme,
-        calibration_file=config.calibration,
-        opset=config.opset,
-        coreml_target=config.coreml_target,
-        int8_budget=config.budget,
-    )
+    """The export settings of a run configuration (the same builder as ``pocketbert export``'s)."""
+    return settings_from(config.export)
 
 
 def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: StageLog) -> dict[str, str]:
@@ -91,7 +84,7 @@ def _export_stage(config: RunConfig, loaded: LoadedModel, building: Path, log: S
     skipped: dict[str, str] = {}
     for fmt in config.formats:
         try:
-            get_exporter(fmt).check_available()
+            get_format(fmt).check_available()
         except MissingDependencyError as exc:
             skipped[fmt] = str(exc)
             log.skip(f"export {fmt}", f"skipped: {exc}")

@@ -8,7 +8,6 @@ something; shut the workers down; summarize.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,17 +17,18 @@ from typing import Any
 import numpy as np
 
 from pocketbert import __version__
+from pocketbert.core.artifact import manifest_artifacts, read_manifest
+from pocketbert.core.integrity import verify_output
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import manifest_artifacts, read_manifest
-from pocketbert.export.manifest import read_tokenizer
-from pocketbert.integrity import verify_output
+from pocketbert.exporting.manifest import read_tokenizer
+from pocketbert.formats import all_formats, get_format
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
 from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, parity_fidelity
 from pocketbert.runtime_bench.inputs import make_feeds
 from pocketbert.runtime_bench.machine import describe_machine, load_average
 from pocketbert.runtime_bench.roofline import add_roofline, measure_gemm
 from pocketbert.runtime_bench.schedule import run_rounds, visits
-from pocketbert.runtime_bench.specs import BASELINE, RUNTIMES, STUDENT_FP32, STUDENT_INT8, RunnerSpec
+from pocketbert.runtime_bench.specs import BASELINE, STUDENT_FP32, STUDENT_INT8, RunnerSpec
 from pocketbert.runtime_bench.stats import paired_ratio, summarize
 from pocketbert.runtime_bench.worker import SETUP_TIMEOUT_S, Worker, WorkerError, start_worker
 from pocketbert.tasks import Task
@@ -176,10 +176,11 @@ def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[R
                 artifact.name,
                 "artifact",
                 "student",
-                RUNTIMES.get(artifact.format, artifact.format),
+                get_format(artifact.format).runtime_label,
                 artifact.precision,
                 out_dir=str(out_dir),
                 artifact=artifact.name,
+                format=artifact.format,
             )
         )
     return specs
@@ -196,9 +197,9 @@ def _static_limits(manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
 
 
 def _not_measurable_here(spec: RunnerSpec) -> str | None:
-    if spec.runtime == "coreml" and sys.platform != "darwin":
-        return "Core ML runs only on macOS; not measurable here (never estimated)"
-    return None
+    """Why ``spec``'s runtime cannot be timed on this machine (its format says), else ``None``."""
+    fmt = next((f for f in all_formats() if spec.format == f.name or spec.runtime == f.runtime_label), None)
+    return fmt.not_timed_reason() if fmt is not None and spec.kind == "artifact" else None
 
 
 def _runner_row(spec: RunnerSpec) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
+from pocketbert.formats import libraries
 
 # vector/matrix extensions that decide transformer CPU speed (int8 especially: VNNI, AMX)
 INTERESTING_FLAGS: tuple[str, ...] = (
@@ -30,15 +31,6 @@ INTERESTING_FLAGS: tuple[str, ...] = (
     "asimddp",
     "i8mm",
     "sve",
-)
-LIBRARIES: tuple[str, ...] = (
-    "torch",
-    "transformers",
-    "onnxruntime",
-    "onnx",
-    "ai-edge-litert",
-    "coremltools",
-    "numpy",
 )
 
 
@@ -95,5 +87,5 @@ def describe_machine() -> dict[str, Any]:
         "machine": platform.machine(),
         "python": platform.python_version(),
         "load_average": load_average(),
-        "libraries": {"pocketbert": __version__, **{name: _version(name) for name in LIBRARIES}},
+        "libraries": {"pocketbert": __version__, **{name: _version(name) for name in libraries()}},
     }

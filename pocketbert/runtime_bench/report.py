@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pocketbert.export.artifact import write_json_atomic
+from pocketbert.core.artifact import write_json_atomic
 
 JSON_NAME = "bench.json"
 MARKDOWN_NAME = "bench.md"

@@ -8,7 +8,7 @@ instead of leaving the reader to guess from the latency table.
 The shape is BERT's largest matmul at 128 tokens: ``(128 x 768) @ (768 x 3072)``. fp32 is one ``MatMul``; ``int8``
 is the same graph after ONNX Runtime's dynamic quantization with int8 weights (the CPU's fastest int8 kernels, the
 peak int8 artifacts are compared with) and ``int8_u8`` with uint8 weights, the kernels pocketbert's default ONNX
-int8 artifacts run (:mod:`pocketbert.quantize.onnx_int8`; on x86 they give up VNNI). Throughput is in GMAC/s
+int8 artifacts run (:mod:`pocketbert.formats.onnx.quantize`; on x86 they give up VNNI). Throughput is in GMAC/s
 (10^9 multiply-adds per second).
 """
 
@@ -54,8 +54,8 @@ def _gemm_models(directory: Path) -> list[Path]:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from pocketbert.quantize.onnx_int8 import quantize_plain
-    from pocketbert.quantize.weight_recipes import WEIGHT_RECIPES
+    from pocketbert.formats.onnx.quantize import quantize_plain
+    from pocketbert.formats.onnx.weight_recipes import WEIGHT_RECIPES
 
     m, k, n = GEMM_SHAPE
     weight = np.random.default_rng(0).standard_normal((k, n)).astype(np.float32) * 0.05
@@ -88,7 +88,7 @@ def measure_gemm(threads: int, rounds: int = 15, per_round: int = 4) -> dict[str
         import onnxruntime as ort
     except ImportError:
         return {"error": "onnxruntime is not installed: pip install 'pocketbert[onnx]'"}
-    from pocketbert.kernels.facts import process_facts
+    from pocketbert.core.facts import process_facts
 
     m, k, n = GEMM_SHAPE
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)

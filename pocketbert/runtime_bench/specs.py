@@ -19,15 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.runner import Runner
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.runner import Runner
 
 BASELINE = "baseline"
 STUDENT_FP32 = "pytorch-fp32"
 STUDENT_INT8 = "pytorch-int8"
-RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
-# the runtime library each format's runner imports lazily; imported before the load clock starts
-RUNTIME_MODULES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert.interpreter", "coreml": "coremltools"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class RunnerSpec:
         runtime: ``pytorch``, ``onnxruntime``, ``litert`` or ``coreml``.
         precision: e.g. ``fp32``, ``int8``.
         source, task, num_labels, seed: arguments of :func:`pocketbert.loading.load_model` (torch kinds).
-        out_dir, artifact: the output directory and artifact name (artifact kind).
+        out_dir, artifact, format: the output directory, artifact name and its format (artifact kind).
         tokenizer: the tokenizer given apart from the model at export (``--tokenizer``), else ``None``.
     """
 
@@ -56,6 +53,7 @@ class RunnerSpec:
     seed: int = 0
     out_dir: str | None = None
     artifact: str | None = None
+    format: str | None = None
     tokenizer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,8 +126,8 @@ def _build_torch(spec: RunnerSpec, threads: int) -> tuple[Runner, dict[str, Any]
 
 
 def _build_artifact(spec: RunnerSpec, threads: int) -> tuple[Runner, dict[str, Any]]:
-    from pocketbert.export.artifact import manifest_artifacts, read_manifest
-    from pocketbert.parity.runner import runner_for
+    from pocketbert.core.artifact import manifest_artifacts, read_manifest
+    from pocketbert.formats import runner_for
 
     out_dir = Path(spec.out_dir or ".")
     manifest = read_manifest(out_dir)
@@ -164,15 +162,15 @@ def preimport(spec: RunnerSpec) -> None:
         for name in ("torch", "transformers", "pocketbert.loading", "pocketbert.wrapper"):
             importlib.import_module(name)
         return
-    from pocketbert.parity.runner import RUNNER_MODULES
+    from pocketbert.formats import get_format
 
-    fmt = spec.artifact.split("-")[0] if spec.artifact else ""
-    for module in (RUNNER_MODULES.get(fmt), RUNTIME_MODULES.get(fmt)):
-        if module:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass  # build_runner reports it as the runner's failure
+    if not spec.format:
+        return
+    for module in get_format(spec.format).runtime_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # build_runner reports it as the runner's failure
 
 
 def build_runner(spec: RunnerSpec, threads: int) -> tuple[Runner, dict[str, Any]]:

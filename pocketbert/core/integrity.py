@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pocketbert.core.artifact import MANIFEST_NAME, Artifact, sha256_of
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, Artifact, sha256_of
 
 
 def file_sha256(path: Path) -> str:

@@ -14,7 +14,7 @@ Shapes: ``input_ids`` / ``attention_mask`` int32 ``(batch, sequence)``, flexible
   vary together, so a range is the only flexible choice there.
 * iOS18+: enumerated shapes ``(1, bucket)`` for every ``sequence_buckets`` length (``ct.EnumeratedShapes``), the
   form the Neural Engine compiles ahead for; apps pad a text to the smallest bucket that holds it
-  (:func:`pocketbert.parity.buckets.choose_bucket`), and the artifact records ``sequence_buckets``.
+  (:func:`pocketbert.core.buckets.choose_bucket`), and the artifact records ``sequence_buckets``.
 
 The artifact's ``metadata["shapes"]`` records either form.
 
@@ -39,16 +39,12 @@ from typing import Any
 
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.export.base import ExportContext, Exporter
-from pocketbert.quantize.mixed import MixedPrecisionResult
+from pocketbert.formats.coreml.format import TARGET, target_index
 from pocketbert.tasks import INPUT_NAMES, output_specs
 
 MODEL_FILE = "model.mlpackage"
 BATCH_MAX = 64
-TARGETS = ("iOS16", "iOS17", "iOS18")
 ENUMERATED_MIN_TARGET = "iOS18"
-MIN_TARGET = {"fp16": "iOS16", "fp32": "iOS16", "w8": "iOS16", "w8a8": "iOS17"}
 AUTHOR = "pocketbert"
 INPUT_DESCRIPTIONS = {
     "input_ids": "WordPiece token ids (int32), [CLS] first and [SEP] last; pad with 0 to the batch's length",
@@ -63,40 +59,14 @@ OUTPUT_DESCRIPTIONS = {
 }
 
 
-def target_index(target: str) -> int:
-    """Position of ``target`` in :data:`TARGETS`, or a one-line error listing the valid targets."""
-    if target not in TARGETS:
-        raise PocketbertError(f"unknown Core ML deployment target {target!r}; valid: {', '.join(TARGETS)}")
-    return TARGETS.index(target)
-
-
-def coreml_scheme(precision: str, int8_scheme: str) -> str:
-    """``fp16`` / ``fp32`` / ``w8`` (weights-only int8) / ``w8a8`` for a Core ML precision name."""
-    if precision in ("fp16", "fp32"):
-        return precision
-    if precision == "int8":
-        return "w8a8" if int8_scheme == "static" else "w8"
-    return precision.split("-", 1)[1]
-
-
-def check_target(precision: str, scheme: str, target: str) -> None:
-    """One-line error when ``target`` is too old for ``scheme`` (e.g. W8A8 needs iOS17)."""
-    needed = MIN_TARGET[scheme]
-    if target_index(target) < target_index(needed):
-        raise PocketbertError(
-            f"Core ML precision {precision} ({scheme}) needs deployment target {needed} or newer, "
-            f"got {target}; pass --coreml-target {needed}"
-        )
-
-
-def enumerated_buckets(ctx: ExportContext) -> list[int] | None:
+def enumerated_buckets(ctx: Any) -> list[int] | None:
     """Sequence buckets when the target allows enumerated shapes on both inputs (iOS18+), else ``None``."""
-    if target_index(ctx.settings.coreml_target) >= target_index(ENUMERATED_MIN_TARGET):
+    if target_index(ctx.settings.get(TARGET)) >= target_index(ENUMERATED_MIN_TARGET):
         return list(ctx.settings.sequence_buckets)
     return None
 
 
-def shapes_metadata(ctx: ExportContext) -> dict[str, Any]:
+def shapes_metadata(ctx: Any) -> dict[str, Any]:
     """How the inputs may be shaped, for the manifest: ranges or enumerated ``(1, bucket)`` shapes."""
     buckets = enumerated_buckets(ctx)
     if buckets:
@@ -104,7 +74,7 @@ def shapes_metadata(ctx: ExportContext) -> dict[str, Any]:
     return {"kind": "range", "batch": [1, BATCH_MAX], "sequence": [1, ctx.settings.max_length]}
 
 
-def convert_float(ctx: ExportContext, compute: str) -> Any:
+def convert_float(ctx: Any, compute: str) -> Any:
     """Trace the wrapper and convert it to an in-memory ``mlprogram`` computing in ``compute`` (fp16 or fp32)."""
     import coremltools as ct
     import numpy as np
@@ -130,7 +100,7 @@ def convert_float(ctx: ExportContext, compute: str) -> Any:
                 convert_to="mlprogram",
                 inputs=inputs,
                 outputs=outputs,
-                minimum_deployment_target=getattr(ct.target, ctx.settings.coreml_target),
+                minimum_deployment_target=getattr(ct.target, ctx.settings.get(TARGET)),
                 compute_precision=ct.precision.FLOAT16 if compute == "fp16" else ct.precision.FLOAT32,
                 skip_model_load=True,
             )
@@ -141,8 +111,9 @@ def convert_float(ctx: ExportContext, compute: str) -> Any:
             raise PocketbertError(f"coremltools could not convert the model: {first}") from exc
 
 
-def describe(mlmodel: Any, ctx: ExportContext, precision: str, scheme: str, extra: dict[str, Any]) -> None:
-    """Set author, license, version, descriptions and user-defined metadata (task, labels, precision)."""
+def describe(mlmodel: Any, ctx: Any, precision: str, embedded: dict[str, Any]) -> None:
+    """Set author, license, version, descriptions and user-defined metadata: ``embedded`` (see
+    :func:`pocketbert.formats.base.embedded_metadata`), strings as they are and other values as JSON."""
     loaded = ctx.loaded
     mlmodel.author = AUTHOR
     mlmodel.license = "see the license of the source model"
@@ -156,17 +127,7 @@ def describe(mlmodel: Any, ctx: ExportContext, precision: str, scheme: str, extr
         if spec.name == "logits" and loaded.labels:
             text += ": " + ", ".join(loaded.labels)
         mlmodel.output_description[spec.name] = text
-    meta = {
-        "task": task,
-        "labels": json.dumps(loaded.labels),
-        "precision": precision,
-        "scheme": scheme,
-        "source": loaded.origin,
-        "pocketbert_version": __version__,
-        "max_length": str(ctx.settings.max_length),
-        "deployment_target": ctx.settings.coreml_target,
-        **{k: str(v) for k, v in extra.items()},
-    }
+    meta = {key: value if isinstance(value, str) else json.dumps(value) for key, value in embedded.items()}
     mlmodel.user_defined_metadata.update(meta)
 
 
@@ -183,80 +144,3 @@ def save_package(mlmodel: Any, dst: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dst
-
-
-class CoreMLExporter(Exporter):
-    """Core ML ``mlprogram``: fp16, fp32, int8 (weights, per channel) and int8-w8a8 (iOS17+)."""
-
-    format = "coreml"
-    precisions = ("fp16", "fp32", "int8", "int8-w8", "int8-w8a8")
-    extra = "coreml"
-    requires = ("coremltools",)
-
-    def _float(self, ctx: ExportContext, compute: str) -> Any:
-        key = f"coreml_{compute}"
-        if key not in ctx.cache:
-            ctx.cache[key] = convert_float(ctx, compute)
-        return ctx.cache[key]
-
-    def _budget_search(self, ctx: ExportContext, base: Any) -> MixedPrecisionResult:
-        """The weights W8 keeps fp16 under ``--budget``: each trial package runs in the MIL reference runner (the
-        package's own program and fp16 numerics)."""
-        from pocketbert.parity.coreml_runner import MilRunner
-        from pocketbert.quantize import coreml_int8
-
-        target, buckets = ctx.settings.coreml_target, enumerated_buckets(ctx)
-        return ctx.budget_search(
-            units=lambda modules: coreml_int8.weight_units(base, modules),
-            build=lambda floats, path: coreml_int8.save_trial(base, target, floats, path),
-            runner=lambda path: MilRunner(path, buckets=buckets, task=ctx.loaded.task),
-            filename=MODEL_FILE,
-        )
-
-    def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
-        from pocketbert.quantize import coreml_int8
-
-        self.check_precision(precision)
-        scheme = coreml_scheme(precision, ctx.settings.int8_scheme)
-        check_target(precision, scheme, ctx.settings.coreml_target)
-        extra: dict[str, Any] = {}
-        metadata: dict[str, Any] = {
-            "deployment_target": ctx.settings.coreml_target,
-            "shapes": shapes_metadata(ctx),
-            "task": ctx.loaded.task.value,
-            "converter": "torch.jit.trace + coremltools.convert (mlprogram)",
-        }
-        if scheme in ("fp16", "fp32"):
-            mlmodel = self._float(ctx, scheme)
-            metadata["compute_precision"] = scheme
-        else:
-            base = self._float(ctx, "fp16")
-            if scheme == "w8":
-                mixed = self._budget_search(ctx, base) if ctx.settings.int8_budget else None
-                floats = [u["name"] for u in mixed.float_units] if mixed else []
-                mlmodel, info = coreml_int8.quantize_weights(base, ctx.settings.coreml_target, floats)
-                if mixed:
-                    info["mixed_precision"] = mixed.to_dict()
-                    info["scheme"] += "-mixed" if floats else ""
-                    extra["mixed_precision"] = json.dumps(mixed.to_dict(), sort_keys=True)
-            else:
-                mlmodel, info = coreml_int8.quantize_w8a8(base, ctx.settings.coreml_target, ctx.calibration_feeds())
-            metadata.update(info)
-            metadata["compute_precision"] = "fp16"
-        describe(mlmodel, ctx, precision, metadata.get("scheme", scheme), extra)
-        rel = Path(self.format) / precision / MODEL_FILE
-        save_package(mlmodel, out_dir / rel)
-        dims = ctx.dims()
-        return Artifact(
-            format=self.format,
-            precision=precision,
-            path=str(rel),
-            scheme=metadata.get("scheme", scheme),
-            inputs=ctx.input_infos("int32", ["batch", "sequence"]),
-            outputs=ctx.output_infos({"B": "batch", "S": "sequence", **dims}),
-            sequence_buckets=enumerated_buckets(ctx),
-            metadata=metadata,
-        )
-
-
-EXPORTER = CoreMLExporter()

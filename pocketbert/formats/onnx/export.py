@@ -6,16 +6,13 @@ named outputs. Models above ~1.8 GB of weights are saved with external data (``m
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.export.base import ExportContext, Exporter, int8_scheme
+from pocketbert.formats.onnx.format import OPSET
 from pocketbert.tasks import INPUT_NAMES
 
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's hard limit is 2 GiB; stay well below it
@@ -66,8 +63,9 @@ def node_module(node: Any) -> str:
     return public_module_name(steps[-2].split(":")[0].strip())
 
 
-def export_fp32(ctx: ExportContext, path: Path) -> Path:
-    """Export the fp32 graph to ``path`` (dynamic batch and sequence axes) and return it."""
+def export_fp32(ctx: Any, path: Path) -> Path:
+    """Export the fp32 graph of the export context ``ctx``'s wrapper to ``path`` (dynamic batch and sequence
+    axes) and return it."""
     import torch
 
     wrapper = ctx.wrapper()
@@ -84,7 +82,7 @@ def export_fp32(ctx: ExportContext, path: Path) -> Path:
                 sample,
                 input_names=list(INPUT_NAMES),
                 dynamic_shapes=dynamic,
-                opset_version=ctx.settings.opset,
+                opset_version=ctx.settings.get(OPSET),
                 dynamo=True,
                 verbose=False,
                 report=False,
@@ -110,77 +108,3 @@ def save_with_metadata(src: Path, dst: Path, metadata: dict[str, str]) -> list[P
     onnx.save_model(model, str(dst), save_as_external_data=external, location=dst.name + ".data")
     onnx.checker.check_model(str(dst))
     return [dst] + ([dst.with_name(dst.name + ".data")] if external else [])
-
-
-class OnnxExporter(Exporter):
-    """ONNX fp32 and int8 (dynamic per-channel, or static QDQ calibrated from texts)."""
-
-    format = "onnx"
-    precisions = ("fp32", "int8", "int8-dynamic", "int8-static")
-    extra = "onnx"
-    requires = ("onnx", "onnxruntime", "onnxscript")
-
-    def _fp32(self, ctx: ExportContext) -> Path:
-        if "onnx_fp32" not in ctx.cache:
-            ctx.cache["onnx_fp32"] = export_fp32(ctx, ctx.scratch / "onnx-fp32" / MODEL_FILE)
-        return ctx.cache["onnx_fp32"]
-
-    def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
-        from pocketbert.quantize import onnx_int8
-
-        self.check_precision(precision)
-        fp32 = self._fp32(ctx)
-        rel = Path(self.format) / precision / MODEL_FILE
-        metadata: dict[str, Any] = {}
-        if precision == "fp32":
-            source, scheme = fp32, "none"
-        else:
-            scheme = int8_scheme(precision, ctx.settings)
-            source = ctx.scratch / f"onnx-{precision}" / MODEL_FILE
-            if scheme == "dynamic":
-                budget = ctx.settings.int8_budget
-                feeds = ctx.budget_feeds() if budget else None
-                metadata = onnx_int8.quantize_dynamic_int8(
-                    fp32,
-                    source,
-                    ctx.scratch,
-                    budget=budget,
-                    feeds=feeds,
-                    task=ctx.loaded.task,
-                    fusion=(ctx.loaded.num_heads, ctx.loaded.hidden_size) if ctx.settings.onnx_fusion else None,
-                    notify=ctx.progress,
-                    weights=ctx.settings.onnx_int8_weights,
-                )
-            elif scheme == "static":
-                metadata = onnx_int8.quantize_static_int8(fp32, source, ctx.scratch, ctx.calibration_feeds())
-            else:
-                raise PocketbertError(f"unknown int8 scheme {scheme!r}; valid: dynamic, static")
-            scheme = metadata["scheme"]
-        props = {
-            "pocketbert_version": __version__,
-            "task": ctx.loaded.task.value,
-            "precision": precision,
-            "scheme": scheme,
-            "labels": json.dumps(ctx.loaded.labels),
-            "source": ctx.loaded.origin,
-        }
-        if "weights" in metadata:  # how int8 weights are stored, for an app that checks it
-            props["int8_weights"] = metadata["weights"]["recipe"]
-        if "mixed_precision" in metadata:  # which weights stayed float under --budget, and their sensitivity
-            props["mixed_precision"] = json.dumps(metadata["mixed_precision"], sort_keys=True)
-        files = save_with_metadata(source, out_dir / rel, props)
-        if precision != "fp32":
-            shutil.rmtree(source.parent, ignore_errors=True)
-        return Artifact(
-            format=self.format,
-            precision=precision,
-            path=str(rel),
-            scheme=scheme,
-            inputs=ctx.input_infos("int64", ["batch", "sequence"]),
-            outputs=ctx.output_infos({"B": "batch", "S": "sequence", **ctx.dims()}),
-            files=[str(f.relative_to(out_dir)) for f in files],
-            metadata=metadata,
-        )
-
-
-EXPORTER = OnnxExporter()

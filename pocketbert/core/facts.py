@@ -14,6 +14,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+HOST = "host"  # the kernel family of this process: the machine's own CPU, natively
+
 # aarch64 auxiliary-vector bits (linux/arch/arm64/include/uapi/asm/hwcap.h)
 _AT_HWCAP, _AT_HWCAP2 = 16, 26
 _ARM_HWCAP = {"asimddp": 1 << 20, "sve": 1 << 22}

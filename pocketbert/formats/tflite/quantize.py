@@ -31,7 +31,6 @@ from pocketbert.errors import PocketbertError
 from pocketbert.quantize.mixed import Unit, module_labels
 
 DYNAMIC_RECIPE = "dynamic_wi8_afp32"
-SCHEME_NAMES = {"dynamic": "dynamic-per-channel", "static": "static-per-channel"}
 # Ops given int8 activations in the static scheme: the encoder's linear layers, which carry nearly all the FLOPs.
 STATIC_OPS: tuple[str, ...] = ("FULLY_CONNECTED",)
 # ...restricted to the encoder: ai-edge-quantizer matches a regex on each op's output tensor name, which litert-torch

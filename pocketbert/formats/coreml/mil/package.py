@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.parity.mil.ops import NP_DTYPES
+from pocketbert.formats.coreml.mil.ops import NP_DTYPES
 
 SPEC_FILE = Path("Data/com.apple.CoreML/model.mlmodel")
 WEIGHTS_DIR = Path("Data/com.apple.CoreML/weights")

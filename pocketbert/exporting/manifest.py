@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
-from pocketbert.export.artifact import MANIFEST_VERSION, Artifact, ExportSettings
-from pocketbert.integrity import digests
+from pocketbert.core.artifact import MANIFEST_VERSION, Artifact, ExportSettings
+from pocketbert.core.integrity import digests
+from pocketbert.exporting.options import resolved
 from pocketbert.loading import LoadedModel
 
 TOKENIZER_DIR = "tokenizer"
@@ -97,7 +98,7 @@ def build_manifest(
         "model": model_section(loaded, seed),
         "max_length": settings.max_length,
         "sequence_buckets": settings.sequence_buckets,
-        "settings": settings.to_dict(),
+        "settings": resolved(settings),
         "tokenizer": tokenizer,
         "artifacts": [a.to_dict() for a in artifacts],
     }

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.core.runner import Feed, Runner, as_float32
 from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.parity.runner import Feed, Runner, as_float32
-from pocketbert.tasks import Task
 
 _NP_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -25,7 +23,7 @@ class OnnxRunner(Runner):
         self.threads = threads
         self.session = None
 
-    def load(self) -> None:
+    def load_impl(self) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -41,20 +39,13 @@ class OnnxRunner(Runner):
         self._inputs = {i.name: _NP_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         self._outputs = [o.name for o in self.session.get_outputs()]
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self.session is None:
-            self.load()
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         ort_feed = {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self._inputs.items()}
         values = self.session.run(self._outputs, ort_feed)
         return as_float32(dict(zip(self._outputs, values)))
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self.session = None
-
-
-def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -> OnnxRunner:
-    """Runner for an ONNX artifact of a manifest."""
-    return OnnxRunner(out_dir / artifact.path, name=artifact.name, threads=threads)
 
 
 PROBE_OPS = ("LayerNormalization", "SkipLayerNormalization")  # SkipLayerNormalization: ORT-fused graphs
@@ -73,8 +64,3 @@ def with_probes(path: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(dst), save_as_external_data=model.ByteSize() > 1_800_000_000)
     return dst
-
-
-def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> OnnxRunner:
-    """A runner of ``path`` whose outputs include the layer norm probes (a probed copy written below ``scratch``)."""
-    return OnnxRunner(with_probes(path, scratch / name / path.name), name=name)

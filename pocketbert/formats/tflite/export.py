@@ -19,11 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pocketbert import __version__
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.export.base import ExportContext, Exporter, int8_scheme
-from pocketbert.quantize.mixed import MixedPrecisionResult
 from pocketbert.tasks import INPUT_NAMES
 
 MODEL_FILE = "model.tflite"
@@ -73,7 +69,7 @@ def _no_progress() -> Iterator[None]:
             os.environ[_PROGRESS_ENV] = old
 
 
-def convert_fp32(ctx: ExportContext) -> bytes:
+def convert_fp32(ctx: Any) -> bytes:
     """Convert the wrapper to an fp32 ``.tflite`` (flatbuffer bytes) with one ``seq_<n>`` signature per bucket."""
     import warnings
 
@@ -141,7 +137,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return {}
 
 
-def calibration_by_signature(ctx: ExportContext) -> tuple[dict[str, list[dict[str, Any]]], int]:
+def calibration_by_signature(ctx: Any) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """Calibration samples for every signature, and the number of texts.
 
     Every text is tokenized for every bucket (truncated at the bucket, zero-padded to it), so each signature sees
@@ -160,95 +156,3 @@ def calibration_by_signature(ctx: ExportContext) -> tuple[dict[str, list[dict[st
             {name: enc[name][i : i + 1].astype(np.int32) for name in INPUT_NAMES} for i in range(len(texts))
         ]
     return samples, len(texts)
-
-
-class TfliteExporter(Exporter):
-    """TFLite fp32 and int8 (dynamic: int8 weights; static: int8 weights and calibrated activations)."""
-
-    format = "tflite"
-    precisions = ("fp32", "int8", "int8-dynamic", "int8-static")
-    extra = "tflite"
-    requires = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")
-
-    def _fp32(self, ctx: ExportContext) -> bytes:
-        if "tflite_fp32" not in ctx.cache:
-            ctx.cache["tflite_fp32"] = convert_fp32(ctx)
-        return ctx.cache["tflite_fp32"]
-
-    def _budget_search(self, ctx: ExportContext, signatures: dict[str, str]) -> MixedPrecisionResult:
-        """The weight ops dynamic int8 keeps float under ``--budget``, each trial run in LiteRT."""
-        from pocketbert.parity.tflite_runner import LiteRtRunner
-        from pocketbert.quantize import tflite_int8
-
-        fp32 = self._fp32(ctx)
-        buckets = list(ctx.settings.sequence_buckets)
-        by_bucket = {int(b): s for b, s in signatures.items()}
-        return ctx.budget_search(
-            units=lambda modules: tflite_int8.weight_units(fp32, modules),
-            build=lambda floats, path: path.write_bytes(tflite_int8.quantize_dynamic_int8(fp32, floats)[0]),
-            runner=lambda path: LiteRtRunner(path, ctx.loaded.task, buckets, by_bucket),
-            filename=MODEL_FILE,
-        )
-
-    def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
-        from pocketbert.quantize import tflite_int8
-
-        self.check_precision(precision)
-        kind = "none" if precision == "fp32" else int8_scheme(precision, ctx.settings)
-        if kind not in ("none", *tflite_int8.SCHEME_NAMES):
-            raise PocketbertError(f"unknown int8 scheme {kind!r}; valid: dynamic, static")
-        scheme = tflite_int8.SCHEME_NAMES.get(kind, "none")
-        # calibration texts are read before the (slow) conversion, so a bad file fails fast
-        samples, count = calibration_by_signature(ctx) if kind == "static" else ({}, 0)
-        buckets = list(ctx.settings.sequence_buckets)
-        outputs = ctx.output_infos({"B": 1, "S": "bucket", **ctx.dims()})
-        signatures = {str(b): signature_name(b) for b in buckets}
-        mixed = self._budget_search(ctx, signatures) if kind == "dynamic" and ctx.settings.int8_budget else None
-        mixed_precision = {"mixed_precision": mixed.to_dict()} if mixed else {}
-        if mixed and mixed.float_units:
-            scheme += "-mixed"
-        # Embedded before quantizing: ai-edge-quantizer keeps the metadata table, and its output may store large
-        # weights after the flatbuffer (offset buffers), which a second rewrite of the flatbuffer would lose.
-        fp32 = with_metadata(
-            self._fp32(ctx),
-            {
-                "pocketbert_version": __version__,
-                "task": ctx.loaded.task.value,
-                "labels": ctx.loaded.labels,
-                "precision": precision,
-                "scheme": scheme,
-                "inputs": list(INPUT_NAMES),
-                "outputs": [o.name for o in outputs],
-                "sequence_buckets": buckets,
-                "signatures": signatures,
-                "source": ctx.loaded.origin,
-                **mixed_precision,
-            },
-        )
-        if kind == "none":
-            model, metadata = fp32, {"recipe": "litert-torch default conversion"}
-        elif kind == "dynamic":
-            float_ops = [u["name"] for u in mixed.float_units] if mixed else []
-            model, metadata = tflite_int8.quantize_dynamic_int8(fp32, float_ops)
-            metadata.update(mixed_precision)
-        else:
-            model, metadata = tflite_int8.quantize_static_int8(fp32, samples)
-            metadata["calibration_texts"] = count
-        metadata["signatures"] = signatures
-        rel = Path(self.format) / precision / MODEL_FILE
-        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out_dir / rel).write_bytes(model)
-        return Artifact(
-            format=self.format,
-            precision=precision,
-            path=str(rel),
-            scheme=scheme,
-            inputs=ctx.input_infos("int32", [1, "bucket"]),
-            outputs=outputs,
-            files=[str(rel)],
-            sequence_buckets=buckets,
-            metadata=metadata,
-        )
-
-
-EXPORTER = TfliteExporter()

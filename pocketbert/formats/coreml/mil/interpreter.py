@@ -2,8 +2,8 @@
 
 Constants and ``constexpr_*`` ops (weight decompression: int8 per-channel, block-wise shift/scale) are evaluated
 once, when the interpreter is built, as Core ML does at load time. At run time each op gets its inputs (float16
-widened to float32), runs its NumPy function from :data:`pocketbert.parity.mil.ops.OPS`, and its results are cast
-to the dtypes the program declares, so fp16 programs round every intermediate tensor to fp16.
+widened to float32), runs its NumPy function from :data:`pocketbert.formats.coreml.mil.ops.OPS`, and its results
+are cast to the dtypes the program declares, so fp16 programs round every intermediate tensor to fp16.
 
 An op missing from the registry is refused when the interpreter is built, naming the op: never skipped.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.parity.mil.ops import NP_DTYPES, OPS
-from pocketbert.parity.mil.package import MilOp, MilProgram, Ref
+from pocketbert.formats.coreml.mil.ops import NP_DTYPES, OPS
+from pocketbert.formats.coreml.mil.package import MilOp, MilProgram, Ref
 
 CONSTEXPR_PREFIX = "constexpr_"
 

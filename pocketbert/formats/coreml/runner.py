@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.core.artifact import Artifact
+from pocketbert.core.buckets import run_bucketed
+from pocketbert.core.runner import Feed, Runner, as_float32
 from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import Artifact
-from pocketbert.parity.buckets import run_bucketed
-from pocketbert.parity.runner import Feed, Runner, as_float32
 from pocketbert.tasks import Task
 
 ENV_RUNNER = "POCKETBERT_COREML_RUNNER"
@@ -44,7 +44,7 @@ class _PackageRunner(Runner):
     def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         if not self.buckets:
             return as_float32(self._predict(feed))
 
@@ -55,7 +55,7 @@ class _PackageRunner(Runner):
 
 
 class MilRunner(_PackageRunner):
-    """Executes the saved package's MIL program op by op in NumPy (see :mod:`pocketbert.parity.mil`)."""
+    """Executes the saved package's MIL program op by op in NumPy (see :mod:`pocketbert.formats.coreml.mil`)."""
 
     timing_meaningful = False
     runtime = "numpy"  # pocketbert's NumPy interpreter of the package: a numerics reference, not a CPU kernel
@@ -67,18 +67,16 @@ class MilRunner(_PackageRunner):
         super().__init__(path, name, buckets, task)
         self.interpreter = None
 
-    def load(self) -> None:
-        from pocketbert.parity.mil.interpreter import MilInterpreter
-        from pocketbert.parity.mil.package import load_program
+    def load_impl(self) -> None:
+        from pocketbert.formats.coreml.mil.interpreter import MilInterpreter
+        from pocketbert.formats.coreml.mil.package import load_program
 
         self.interpreter = MilInterpreter(load_program(self.path))
 
     def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self.interpreter is None:
-            self.load()
         return self.interpreter.run(feed)
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self.interpreter = None
 
 
@@ -93,7 +91,7 @@ class CoreMLRunner(_PackageRunner):
         super().__init__(path, name, buckets, task)
         self.model = None
 
-    def load(self) -> None:
+    def load_impl(self) -> None:
         try:
             import coremltools as ct
         except ImportError:
@@ -104,12 +102,10 @@ class CoreMLRunner(_PackageRunner):
             raise PocketbertError(f"Core ML cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
 
     def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self.model is None:
-            self.load()
         inputs = {name: np.ascontiguousarray(value, dtype=np.int32) for name, value in feed.items()}
         return self.model.predict(inputs)
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self.model = None
 
 
@@ -143,20 +139,12 @@ def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -
 class MilProbeRunner(MilRunner):
     """:class:`MilRunner` whose outputs also hold every ``layer_norm`` output as ``probe_<i>`` (program order)."""
 
-    def load(self) -> None:
-        super().load()
+    def load_impl(self) -> None:
+        super().load_impl()
         self._probes = [op.outputs[0][0] for op in self.interpreter.program.ops if op.type == "layer_norm"]
 
     def _predict(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self.interpreter is None:
-            self.load()
         record: dict[str, np.ndarray] = {}
         out = dict(self.interpreter.run(feed, record=record))
         out.update({f"probe_{i}": record[name] for i, name in enumerate(self._probes)})
         return out
-
-
-def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> MilRunner:
-    """A runner of ``path`` whose outputs include the layer norm probes: the MIL runner on every OS, since Core ML
-    does not expose intermediate values."""
-    return MilProbeRunner(path, name=name, buckets=buckets, task=task)

@@ -1,32 +1,17 @@
-"""The exporter interface and registry, and the context every exporter shares.
-
-An exporter turns the deployment wrapper (:class:`pocketbert.wrapper.DeploymentModel`) into one artifact of its
-format and precision. Formats are registered by module path so that a missing optional dependency only matters
-when that format is asked for.
-"""
+"""The context every format's exporter shares during one export: the loaded model, the settings, a scratch
+directory, the float models already converted, and the parity budget's search against PyTorch."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import Artifact, ExportSettings, TensorInfo
+from pocketbert.core.artifact import ExportSettings, TensorInfo
 from pocketbert.loading import LoadedModel
 from pocketbert.quantize.mixed import MixedPrecisionResult, Unit
 from pocketbert.tasks import INPUT_NAMES, output_specs
-
-# format name -> module defining ``EXPORTER``
-EXPORTER_MODULES: dict[str, str] = {
-    "onnx": "pocketbert.export.onnx_export",
-    "tflite": "pocketbert.export.tflite_export",
-    "coreml": "pocketbert.export.coreml_export",
-}
 
 
 @dataclass
@@ -41,6 +26,12 @@ class ExportContext:
     scratch: Path
     cache: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None  # stage lines for the user (long budget searches)
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()``'s result, computed once per export under ``key`` (e.g. the float model of a format)."""
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
 
     def wrapper(self) -> Any:
         """The deployment wrapper of the loaded model (built once)."""
@@ -130,48 +121,3 @@ class ExportContext:
     def input_infos(self, dtype: str, shape: list[Any]) -> list[TensorInfo]:
         """``input_ids`` and ``attention_mask`` descriptions of one dtype and shape."""
         return [TensorInfo(name, dtype, list(shape)) for name in INPUT_NAMES]
-
-
-class Exporter(ABC):
-    """Turns the deployment wrapper into an artifact of one format."""
-
-    format: ClassVar[str]
-    precisions: ClassVar[tuple[str, ...]]
-    extra: ClassVar[str]
-    requires: ClassVar[tuple[str, ...]] = ()
-
-    def check_available(self) -> None:
-        """Raise :class:`MissingDependencyError` when a module this format needs is not installed."""
-        for module in self.requires:
-            if importlib.util.find_spec(module) is None:
-                raise MissingDependencyError(module, self.extra)
-
-    def check_precision(self, precision: str) -> None:
-        if precision not in self.precisions:
-            raise PocketbertError(
-                f"{self.format} does not support precision {precision!r}; valid: {', '.join(self.precisions)}"
-            )
-
-    @abstractmethod
-    def export(self, ctx: ExportContext, precision: str, out_dir: Path) -> Artifact:
-        """Write the artifact below ``out_dir/<format>/<precision>/`` and describe it (paths relative to out_dir)."""
-
-
-def get_exporter(fmt: str) -> Exporter:
-    """The exporter of format ``fmt`` (``onnx``, ``tflite``, ``coreml``), or a one-line error."""
-    if fmt not in EXPORTER_MODULES:
-        raise PocketbertError(f"unknown format {fmt!r}; valid: {', '.join(EXPORTER_MODULES)}")
-    try:
-        module = importlib.import_module(EXPORTER_MODULES[fmt])
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("pocketbert"):
-            raise PocketbertError(f"format {fmt!r} is not implemented in this version of pocketbert") from None
-        raise
-    return module.EXPORTER
-
-
-def int8_scheme(precision: str, settings: ExportSettings) -> str:
-    """The int8 scheme a precision asks for: ``int8-static`` / ``int8-dynamic`` explicitly, ``int8`` by setting."""
-    if precision.startswith("int8-"):
-        return precision.split("-", 1)[1]
-    return settings.int8_scheme

@@ -12,7 +12,6 @@ from typing import Any
 
 from pocketbert.errors import PocketbertError
 from pocketbert.fsutil import apply_umask
-from pocketbert.quantize.weight_recipes import DEFAULT_WEIGHT_RECIPE
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 2
@@ -68,40 +67,56 @@ class Artifact:
         return {"name": self.name, **asdict(self)}
 
 
-@dataclass
 class ExportSettings:
-    """Settings shared by every exporter.
+    """Settings of one export: the shared ones as attributes, each format's own (declared by its ``options``, see
+    :mod:`pocketbert.core.options`) in :attr:`options`, also readable as attributes.
 
-    Attributes:
+    Shared attributes:
         max_length: longest input in tokens that artifacts are built and verified for.
         sequence_buckets: static sequence lengths for formats with static shapes (TFLite signatures, Core ML
-            enumerated shapes); ascending, the last one equal to ``max_length``.
+            enumerated shapes, ExecuTorch methods); ascending, the last one equal to ``max_length``.
         int8_scheme: ``dynamic`` (int8 weights, float activations) or ``static`` (calibrated int8 activations).
         calibration_file: text file, one text per line, for static int8; ``None`` uses the built-in texts.
-        opset: ONNX opset.
-        coreml_target: Core ML minimum deployment target, e.g. ``iOS16``.
         int8_budget: parity budget for int8 (e.g. ``cosine>=0.995``): the most sensitive weight ops stay float
-            until it holds on the calibration texts; ``None`` quantizes every weight op.
-        onnx_fusion: apply ONNX Runtime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) before ONNX int8
-            dynamic quantization (off by default: measured here it bought no speed and no fidelity, and the unfused
-            graph keeps to standard ONNX ops).
-        onnx_int8_weights: how ONNX dynamic int8 stores weights (:mod:`pocketbert.quantize.weight_recipes`):
-            ``u8`` (default: exact on every CPU), ``s8`` (fastest on x86 with VNNI, saturates on x86 without it),
-            ``s7`` (ORT's ``reduce_range``).
+            until it holds on the calibration texts, measured against PyTorch; ``None`` quantizes every weight op.
+
+    Format options (e.g. ``opset``, ``coreml_target``, ``onnx_int8_weights``) are given as keyword arguments; one
+    not given reads as its declared default through :meth:`get`.
     """
 
-    max_length: int = 128
-    sequence_buckets: list[int] = field(default_factory=lambda: list(DEFAULT_BUCKETS))
-    int8_scheme: str = "dynamic"
-    calibration_file: str | None = None
-    opset: int = 18
-    coreml_target: str = "iOS16"
-    int8_budget: str | None = None
-    onnx_fusion: bool = False
-    onnx_int8_weights: str = DEFAULT_WEIGHT_RECIPE
+    SHARED: dict[str, Any] = {
+        "max_length": 128,
+        "sequence_buckets": list(DEFAULT_BUCKETS),
+        "int8_scheme": "dynamic",
+        "calibration_file": None,
+        "int8_budget": None,
+    }
+
+    def __init__(self, **values: Any) -> None:
+        for key, default in self.SHARED.items():
+            value = values.pop(key, default)
+            setattr(self, key, list(value) if isinstance(value, list | tuple) else value)
+        self.options: dict[str, Any] = values
+
+    def get(self, option: Any) -> Any:
+        """The value of a format's :class:`pocketbert.core.options.Option`: as given, else its default."""
+        return self.options.get(option.key, option.default)
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("options", {})
+        if name in options:
+            return options[name]
+        raise AttributeError(f"ExportSettings has no {name!r} (a format option not given reads through get())")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExportSettings) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"ExportSettings({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Shared settings and the given format options, one flat dict (the keyword arguments that rebuild it)."""
+        return {**{key: getattr(self, key) for key in self.SHARED}, **self.options}
 
 
 def sha256_of(paths: list[Path]) -> str:
@@ -121,7 +136,7 @@ def files_under(path: Path) -> list[Path]:
 
 def finalize(artifact: Artifact, out_dir: Path) -> Artifact:
     """Fill ``files``, ``sha256``, ``file_sha256`` and ``size_bytes`` from what is on disk below ``out_dir``."""
-    from pocketbert.integrity import digests
+    from pocketbert.core.integrity import digests
 
     root = out_dir / artifact.path
     files = [root] if not root.is_dir() else files_under(root)

@@ -1,7 +1,7 @@
 """LiteRT runner: a ``.tflite`` with one ``seq_<n>`` signature per sequence bucket, run by ai-edge-litert.
 
 Signatures are static-shape batch-1 models, so a ``(B, S)`` feed runs row by row, each row in the smallest bucket
-that holds its real tokens (:func:`pocketbert.parity.buckets.run_bucketed`). Inputs are cast to int32; XNNPACK
+that holds its real tokens (:func:`pocketbert.core.buckets.run_bucketed`). Inputs are cast to int32; XNNPACK
 (LiteRT's default CPU delegate) runs with ``threads`` threads.
 """
 
@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from pocketbert.core.buckets import run_bucketed
+from pocketbert.core.runner import Feed, Runner, as_float32
 from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import Artifact, read_manifest
-from pocketbert.parity.buckets import run_bucketed
-from pocketbert.parity.runner import Feed, Runner, as_float32
 from pocketbert.tasks import Task
 
 
@@ -50,7 +49,7 @@ class LiteRtRunner(Runner):
         self._runners: dict[int, Any] = {}
         self.used_buckets: list[int] = []
 
-    def load(self) -> None:
+    def load_impl(self) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -81,30 +80,12 @@ class LiteRtRunner(Runner):
         )
         return as_float32(out)
 
-    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
-        if self.interpreter is None:
-            self.load()
+    def infer_impl(self, feed: Feed) -> dict[str, np.ndarray]:
         return run_bucketed(feed, self.buckets, self.task, self._run_one)
 
-    def close(self) -> None:
+    def close_impl(self) -> None:
         self._runners = {}
         self.interpreter = None
-
-
-def make_runner(artifact: Artifact, out_dir: Path, threads: int | None = None) -> LiteRtRunner:
-    """Runner for a TFLite artifact of a manifest (its buckets and signature names come from the manifest)."""
-    if not artifact.sequence_buckets:
-        raise PocketbertError(f"artifact {artifact.name} records no sequence buckets; re-run the export")
-    names = artifact.metadata.get("signatures") or {}
-    signatures = {int(b): names.get(str(b), f"seq_{b}") for b in artifact.sequence_buckets}
-    return LiteRtRunner(
-        out_dir / artifact.path,
-        task=Task(read_manifest(out_dir)["model"]["task"]),
-        buckets=artifact.sequence_buckets,
-        signatures=signatures,
-        name=artifact.name,
-        threads=threads,
-    )
 
 
 _LAYER_NORM = "torch.nn.modules.normalization.LayerNorm_"
@@ -152,8 +133,8 @@ class LiteRtProbeRunner(LiteRtRunner):
 
     preserve_all_tensors = True
 
-    def load(self) -> None:
-        super().load()
+    def load_impl(self) -> None:
+        super().load_impl()
         self._probes = layer_norm_outputs(self.path)
 
     def _run_one(self, bucket: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -162,10 +143,3 @@ class LiteRtProbeRunner(LiteRtRunner):
         for i, tensor in enumerate(tensors):
             out[f"probe_{i}"] = np.asarray(self.interpreter.get_tensor(tensor, subgraph), dtype=np.float32)
         return out
-
-
-def make_probe_runner(path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> LiteRtRunner:
-    """A runner of ``path`` whose outputs include the layer norm probes (see :class:`LiteRtProbeRunner`)."""
-    if not buckets:
-        raise PocketbertError(f"{name} records no sequence buckets; re-run the export")
-    return LiteRtProbeRunner(path, task=task, buckets=buckets, name=name)

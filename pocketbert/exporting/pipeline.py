@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import interrupts
-from pocketbert.errors import MissingDependencyError, PocketbertError
-from pocketbert.export.artifact import (
+from pocketbert.core.artifact import (
     MANIFEST_NAME,
     Artifact,
     ExportSettings,
@@ -23,8 +22,11 @@ from pocketbert.export.artifact import (
     manifest_artifacts,
     write_json_atomic,
 )
-from pocketbert.export.base import ExportContext, get_exporter, int8_scheme
-from pocketbert.export.manifest import TOKENIZER_DIR, build_manifest, model_section, write_tokenizer
+from pocketbert.errors import PocketbertError
+from pocketbert.exporting.context import ExportContext
+from pocketbert.exporting.manifest import TOKENIZER_DIR, build_manifest, model_section, write_tokenizer
+from pocketbert.formats import get_format
+from pocketbert.formats.base import FLOAT_PRECISIONS
 from pocketbert.fsutil import aside_dir, rename_over, swap_in
 from pocketbert.loading import LoadedModel
 from pocketbert.outdir import check_kept, check_owner, check_target, claim, existing_manifest
@@ -77,20 +79,12 @@ def validate_request(
     """
     validate_model_free(settings)
     if skip_missing:
-        formats = [fmt for fmt in formats if _available(fmt)]
+        formats = [fmt for fmt in formats if get_format(fmt).available()]
         if not formats:
             return []
     pairs = plan(formats, precisions)
-    check_budget_schemes(pairs, settings)
+    check_pairs(pairs, settings)
     return pairs
-
-
-def _available(fmt: str) -> bool:
-    try:
-        get_exporter(fmt).check_available()
-    except MissingDependencyError:
-        return False
-    return True
 
 
 def plan(formats: list[str], precisions: list[str]) -> list[tuple[str, str]]:
@@ -98,12 +92,12 @@ def plan(formats: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     and ``fp16`` fall back to the format's float precision (Core ML's float is fp16, ONNX's and TFLite's fp32)."""
     pairs = []
     for fmt in formats:
-        exporter = get_exporter(fmt)
+        exporter = get_format(fmt)
         exporter.check_available()
         for precision in precisions:
             if precision in exporter.precisions:
                 pairs.append((fmt, precision))
-            elif precision in ("fp32", "fp16"):
+            elif precision in FLOAT_PRECISIONS:
                 continue
             else:
                 exporter.check_precision(precision)
@@ -112,16 +106,18 @@ def plan(formats: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_budget_schemes(pairs: list[tuple[str, str]], settings: ExportSettings) -> None:
-    """A parity budget chooses which weights stay float; it applies to weight-only (dynamic) int8, not to the
+def check_pairs(pairs: list[tuple[str, str]], settings: ExportSettings) -> None:
+    """Each format's own checks of its settings for each precision (e.g. Core ML's deployment target), then the
+    budget: a parity budget chooses which weights stay float; it applies to weight-only int8, not to the
     calibrated activation schemes, so asking for both is refused rather than silently ignored."""
+    schemes = {}
+    for fmt, precision in pairs:
+        scheme = get_format(fmt).scheme_for(precision, settings)
+        get_format(fmt).validate(precision, scheme, settings)
+        schemes[(fmt, precision)] = scheme
     if settings.int8_budget is None:
         return
-    static = [
-        f"{fmt}-{precision}"
-        for fmt, precision in pairs
-        if precision.startswith("int8") and int8_scheme(precision, settings) in ("static", "w8a8")
-    ]
+    static = [f"{fmt}-{precision}" for (fmt, precision), scheme in schemes.items() if scheme.calibrated]
     if static:
         raise PocketbertError(
             f"--budget applies to dynamic (weight-only) int8; {', '.join(static)} is static: drop one of the two"
@@ -184,7 +180,7 @@ def export_model(
     validate_settings(settings, loaded)
     out_dir = Path(out_dir)
     pairs = plan(formats, precisions)
-    check_budget_schemes(pairs, settings)
+    check_pairs(pairs, settings)
     check_target(out_dir, force)
     with claim(out_dir):
         keep = _kept(out_dir, loaded, settings, pairs, seed, force)
@@ -196,7 +192,7 @@ def export_model(
                 interrupts.check()
                 if progress:
                     progress(f"exporting {fmt} {precision}")
-                artifact = get_exporter(fmt).export(ctx, precision, staging)
+                artifact = get_format(fmt).export(ctx, precision, staging)
                 built.append(finalize(artifact, staging))
             shutil.rmtree(ctx.scratch, ignore_errors=True)
             tokenizer = write_tokenizer(loaded, staging)

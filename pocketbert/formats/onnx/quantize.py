@@ -11,16 +11,12 @@ then see a fully shaped graph.
 from __future__ import annotations
 
 import contextlib
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pocketbert.errors import PocketbertError
-from pocketbert.quantize.mixed import MixedPrecisionResult, Unit, search_trials
-from pocketbert.quantize.onnx_fusion import fuse_transformer
-from pocketbert.quantize.weight_recipes import DEFAULT_WEIGHT_RECIPE, WEIGHT_RECIPES, WeightRecipe
-from pocketbert.tasks import Task
+from pocketbert.formats.onnx.weight_recipes import WeightRecipe
+from pocketbert.quantize.mixed import Unit
 
 DYNAMIC_OPS = ("MatMul", "Gather", "Attention")  # every weight: linear layers, embedding tables, fused QKV
 STATIC_OPS = ("MatMul",)  # Softmax, LayerNorm, Gelu, Add and the embedding gather stay float
@@ -70,7 +66,7 @@ def weight_units(model_path: Path, names_from: Path | None = None) -> list[Unit]
     """
     import onnx
 
-    from pocketbert.export.onnx_export import node_module
+    from pocketbert.formats.onnx.export import node_module
 
     labels: dict[str, str] = {}
     if names_from is not None:
@@ -110,80 +106,14 @@ def quantize_plain(
     )
 
 
-def budgeted_search(
-    pre: Path,
-    per_channel: bool,
-    recipe: WeightRecipe,
-    budget: str,
-    feeds: list[dict[str, Any]],
-    task: Task,
-    names_from: Path | None = None,
-    notify: Callable[[str], None] | None = None,
-) -> MixedPrecisionResult:
-    """Mixed-precision search on a pre-processed graph, measured against that float graph on ``feeds``."""
-    from pocketbert.parity.onnx_runner import OnnxRunner
-
-    units = weight_units(pre, names_from)
-    with OnnxRunner(pre) as runner:
-        reference = [runner.infer(feed) for feed in feeds]
-
-    def build(float_names: list[str], path: Path) -> None:
-        quantize_plain(pre, path, recipe, per_channel=per_channel, exclude=float_names)
-
-    return search_trials(units, budget, task, feeds, reference, build, OnnxRunner, pre.name, notify)
-
-
-def quantize_dynamic_int8(
-    src: Path,
-    dst: Path,
-    scratch: Path,
-    per_channel: bool = True,
-    budget: str | None = None,
-    feeds: list[dict[str, Any]] | None = None,
-    task: Task | None = None,
-    fusion: tuple[int, int] | None = None,
-    notify: Callable[[str], None] | None = None,
-    weights: str = DEFAULT_WEIGHT_RECIPE,
-) -> dict[str, Any]:
-    """int8 weights per output channel, activations quantized at run time (uint8): the CPU recipe for BERT.
-
-    ``weights`` names the :data:`WEIGHT_RECIPES` entry that stores them (default uint8 with a zero point per
-    channel; see :mod:`pocketbert.quantize.weight_recipes`). With ``fusion`` = ``(num_heads, hidden_size)``, ONNX
-    Runtime's transformer fusions run first (:mod:`pocketbert.quantize.onnx_fusion`), so attention quantizes as one
-    ``QAttention``.
-
-    With a ``budget`` (e.g. ``"cosine>=0.995"``), the most sensitive weight ops stay float until the budget holds
-    on the calibration ``feeds`` of ``task`` (:mod:`pocketbert.quantize.mixed`). Returns the metadata recorded in
-    the manifest: scheme, quantized op types, op types left float, and the float units with their sensitivity.
-    """
-    if weights not in WEIGHT_RECIPES:
-        raise PocketbertError(f"unknown ONNX int8 weight recipe {weights!r}; valid: {', '.join(WEIGHT_RECIPES)}")
-    recipe = WEIGHT_RECIPES[weights]
-    metadata: dict[str, Any] = {
-        "scheme": "dynamic-per-channel" if per_channel else "dynamic-per-tensor",
+def dynamic_metadata(dst: Path, recipe: WeightRecipe) -> dict[str, Any]:
+    """What the manifest records of a dynamic int8 graph at ``dst``: the op types quantized and left float, and
+    how its weights are stored (``recipe``: name, description, why)."""
+    return {
         "quantized_ops": list(DYNAMIC_OPS),
+        "weights": {"recipe": recipe.name, "description": recipe.description, "why": recipe.why},
+        "float_ops": _float_ops(dst, DYNAMIC_OPS),
     }
-    original = src
-    if fusion is not None:
-        fused = scratch / "onnx-fused" / src.name
-        metadata["ort_fusions"] = fuse_transformer(src, fused, *fusion)
-        metadata["scheme"] += "-fused"
-        src = fused
-    pre = preprocess(src, scratch / "onnx-pre" / src.name)
-    exclude: list[str] = []
-    if budget:
-        if not feeds or task is None:
-            raise PocketbertError("a precision budget needs calibration texts and the task")
-        result = budgeted_search(pre, per_channel, recipe, budget, feeds, task, names_from=original, notify=notify)
-        exclude = [u["name"] for u in result.float_units]
-        metadata["mixed_precision"] = result.to_dict()
-        metadata["scheme"] += "-mixed" if exclude else ""
-    quantize_plain(pre, dst, recipe, per_channel=per_channel, exclude=exclude)
-    metadata["weights"] = {"recipe": recipe.name, "description": recipe.description, "why": recipe.why}
-    shutil.rmtree(pre.parent, ignore_errors=True)
-    shutil.rmtree(scratch / "onnx-fused", ignore_errors=True)
-    metadata["float_ops"] = _float_ops(dst, DYNAMIC_OPS)
-    return metadata
 
 
 class _FeedReader:
@@ -196,8 +126,9 @@ class _FeedReader:
         return next(self._iter, None)
 
 
-def quantize_static_int8(src: Path, dst: Path, scratch: Path, feeds: list[dict[str, Any]]) -> dict[str, Any]:
-    """QDQ int8: MatMul weights per channel and their input activations calibrated (min/max) on ``feeds``.
+def quantize_static_int8(pre: Path, dst: Path, feeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """QDQ int8 of a shape-complete graph ``pre`` (see :func:`preprocess`): MatMul weights per channel and their
+    input activations calibrated (min/max) on ``feeds``.
 
     ``feeds`` are ``{"input_ids", "attention_mask"}`` int64 arrays of shape ``(1, n)``, one per calibration text.
     """
@@ -205,7 +136,6 @@ def quantize_static_int8(src: Path, dst: Path, scratch: Path, feeds: list[dict[s
 
     if not feeds:
         raise PocketbertError("static int8 needs calibration texts, and none were given")
-    pre = preprocess(src, scratch / "onnx-pre" / src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     quantize_static(
         str(pre),
@@ -220,9 +150,7 @@ def quantize_static_int8(src: Path, dst: Path, scratch: Path, feeds: list[dict[s
         use_external_data_format=_external(pre),
         extra_options={"MatMulConstBOnly": True, "ActivationSymmetric": False, "WeightSymmetric": True},
     )
-    shutil.rmtree(pre.parent, ignore_errors=True)
     return {
-        "scheme": "static-qdq-per-channel",
         "quantized_ops": list(STATIC_OPS),
         "float_ops": _float_ops(dst, STATIC_OPS),
         "calibration_texts": len(feeds),

@@ -11,7 +11,7 @@
   and the input of each feed-forward down-projection (the GELU output, also outlier-heavy: 0.96 with it int8,
   0.98 without). coremltools' ``linear_quantize_activations`` calibrates by running the model with
   ``MLModel.predict``, which only exists on macOS; pocketbert computes the same per-tensor min/max statistics
-  with its MIL reference interpreter (:mod:`pocketbert.parity.mil`) and hands them to coremltools' own insertion
+  with its MIL reference interpreter (:mod:`pocketbert.formats.coreml.mil`) and hands them to coremltools' own insertion
   pass, so W8A8 can be built on Linux.
 """
 
@@ -53,7 +53,6 @@ def quantize_weights(
         quantized = cto.linear_quantize_weights(mlmodel, _weight_config(float_ops))
     op = "constexpr_blockwise_shift_scale" if target == "iOS18" else "constexpr_affine_dequantize"
     return quantized, {
-        "scheme": "w8-per-channel",
         "weights": f"int8 linear symmetric per output channel ({op}), tensors >= {WEIGHT_THRESHOLD} elements",
         "activations": "fp16",
     }
@@ -61,7 +60,7 @@ def quantize_weights(
 
 def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int]) -> dict[str, np.ndarray]:
     """A ``(1, n)`` feed zero-padded to the smallest bucket length that holds ``n`` tokens."""
-    from pocketbert.parity.buckets import choose_bucket
+    from pocketbert.core.buckets import choose_bucket
 
     n = feed["input_ids"].shape[1]
     width = choose_bucket(n, buckets)
@@ -70,7 +69,7 @@ def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int]) -> dict[str, 
 
 def gelu_fed_linears(program: Any) -> list[str]:
     """Names of the ``linear`` ops whose input is a GELU output (the feed-forward down-projections)."""
-    from pocketbert.parity.mil.package import Ref
+    from pocketbert.formats.coreml.mil.package import Ref
 
     gelu_outputs = {name for mil_op in program.ops if mil_op.type == "gelu" for name, _ in mil_op.outputs}
     return [
@@ -84,14 +83,14 @@ def gelu_fed_linears(program: Any) -> list[str]:
 
 def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[dict[str, dict[str, float]], Any]:
     """Per-tensor ``{"rmin", "rmax"}`` of every input and intermediate value of ``mlmodel`` over ``feeds``, and the
-    loaded :class:`~pocketbert.parity.mil.package.MilProgram`.
+    loaded :class:`~pocketbert.formats.coreml.mil.package.MilProgram`.
 
     The model is saved to a temporary package and run in the MIL reference interpreter, one feed at a time
     (``input_ids`` / ``attention_mask`` of shape ``(1, n)``, padded to a bucket when the package has enumerated
     shapes); program outputs are left out, as coremltools does.
     """
-    from pocketbert.parity.mil.interpreter import MilInterpreter
-    from pocketbert.parity.mil.package import load_program
+    from pocketbert.formats.coreml.mil.interpreter import MilInterpreter
+    from pocketbert.formats.coreml.mil.package import load_program
 
     with tempfile.TemporaryDirectory(prefix="pocketbert-calib-") as tmp:
         path = Path(tmp) / "model.mlpackage"
@@ -142,7 +141,6 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
     activated = _apply_graph_pass(mlmodel, passes, spec_version=spec_version, skip_model_load=True)
     quantized, info = quantize_weights(activated, target)
     info.update(
-        scheme="w8a8-per-channel",
         activations=f"linear-layer inputs int8 symmetric per tensor, min/max calibrated on {len(feeds)} texts",
         calibration_texts=len(feeds),
         float_activations=f"adds and the {len(float_linears)} feed-forward down-projection inputs stay fp16",
