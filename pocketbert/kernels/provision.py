@@ -32,8 +32,8 @@ from typing import Any
 from pocketbert.core.facts import runtime_version
 from pocketbert.errors import PocketbertError
 
-# runtime distributions mirrored into the aarch64 environment when the host has them (numpy is always needed)
-RUNTIME_DISTRIBUTIONS = ("numpy", "ml_dtypes", "onnxruntime", "ai-edge-litert")
+# what every guest needs besides the runtimes of the formats that run under emulation
+BASE_MODULES = {"numpy": "numpy", "ml_dtypes": "ml_dtypes"}
 ARM64_DEBS = (
     "python3.11-minimal",
     "libpython3.11-minimal",
@@ -74,9 +74,23 @@ def cache_root() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "pocketbert" / "kernels"
 
 
+def runtime_modules() -> dict[str, str]:
+    """``{distribution: module to import}`` of what the aarch64 environment mirrors: numpy, ml_dtypes, and the
+    runtime of every format that runs on the emulated kernel families (``Format.emulated_kernels``)."""
+    from pocketbert.formats import all_formats
+
+    runtimes = {f.runtime: f.runtime_modules[0] for f in all_formats() if f.emulated_kernels}
+    return {**BASE_MODULES, **runtimes}
+
+
+def emulated_runtimes() -> tuple[str, ...]:
+    """The runtime distributions of the formats that run under emulation (``onnxruntime``, ``ai-edge-litert``)."""
+    return tuple(d for d in runtime_modules() if d not in BASE_MODULES)
+
+
 def wanted_versions() -> dict[str, str]:
     """``{distribution: version}`` of the host's runtimes that the aarch64 environment mirrors."""
-    versions = {d: runtime_version(d) for d in RUNTIME_DISTRIBUTIONS}
+    versions = {d: runtime_version(d) for d in runtime_modules()}
     return {d: v for d, v in versions.items() if v}
 
 
@@ -84,7 +98,7 @@ def env_dir() -> Path:
     """The aarch64 environment for the host's current runtime versions."""
     versions = wanted_versions()
     key = json.dumps({"debs": ARM64_DEBS, "wheels": versions}, sort_keys=True)
-    tag = "-".join(f"{d.replace('-', '')}{v}" for d, v in versions.items() if d in ("onnxruntime", "ai-edge-litert"))
+    tag = "-".join(f"{d.replace('-', '')}{v}" for d, v in versions.items() if d in emulated_runtimes())
     return cache_root() / f"arm64-py311-{tag or 'numpy'}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
@@ -184,8 +198,7 @@ def smoke_test(root: Path, cpu: str = "cortex-a76") -> dict[str, Any]:
     code = (
         "import json, importlib, importlib.metadata as m, platform\n"
         f"names = {list(wanted_versions())!r}\n"
-        "mods = {'numpy': 'numpy', 'ml_dtypes': 'ml_dtypes', 'onnxruntime': 'onnxruntime',"
-        " 'ai-edge-litert': 'ai_edge_litert.interpreter'}\n"
+        f"mods = {runtime_modules()!r}\n"
         "for n in names: importlib.import_module(mods[n])\n"
         "print(json.dumps({'isa': platform.machine(), **{n: m.version(n) for n in names}}))\n"
     )
@@ -214,8 +227,11 @@ def setup_arm64(say: Callable[[str], None] = print) -> Path:
     if platform.machine() not in ("x86_64", "AMD64", "aarch64"):
         raise PocketbertError(f"the arm64 environment is built on x86_64 or aarch64 hosts, not {platform.machine()}")
     versions = wanted_versions()
-    if "onnxruntime" not in versions and "ai-edge-litert" not in versions:
-        raise PocketbertError("no runtime to mirror: install pocketbert[onnx] or pocketbert[tflite] first")
+    if not any(d in versions for d in emulated_runtimes()):
+        from pocketbert.formats import all_formats
+
+        extras = " or ".join(f"pocketbert[{f.extra}]" for f in all_formats() if f.emulated_kernels)
+        raise PocketbertError(f"no runtime to mirror: install {extras} first")
     start = time.monotonic()
     ensure_qemu("qemu-aarch64-static", say)
     _ensure_arm64_lists(say)
