@@ -251,6 +251,11 @@ class Format:
         """A runner of a trial artifact at ``path``."""
         raise NotImplementedError
 
+    def max_sequence(self, artifact: Artifact) -> int | None:
+        """The longest input in tokens ``artifact`` accepts, when it has a limit short of the model's positions
+        (static buckets: the largest)."""
+        return max(artifact.sequence_buckets) if artifact.sequence_buckets else None
+
     # -- runners --------------------------------------------------------------------------------------------------
 
     def make_runner(self, artifact: Artifact, out_dir: Path, threads: int | None = None) -> Runner:

@@ -187,12 +187,15 @@ def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[R
 
 
 def _static_limits(manifest: dict[str, Any]) -> dict[str, tuple[int, str]]:
-    """Artifact name -> (longest length, why) for static-shape artifacts (largest sequence bucket)."""
+    """Artifact name -> (longest length, why) for artifacts with a length limit (static buckets, a bounded
+    dynamic axis), as each artifact's format reports it."""
     limits = {}
     for artifact in manifest_artifacts(manifest):
-        if artifact.sequence_buckets:
-            top = max(artifact.sequence_buckets)
-            limits[artifact.name] = (top, f"longer than the largest static bucket ({top})")
+        top = get_format(artifact.format).max_sequence(artifact)
+        if top is None:
+            continue
+        why = "largest static bucket" if artifact.sequence_buckets else "bound of its sequence axis"
+        limits[artifact.name] = (top, f"longer than the {why} ({top})")
     return limits
 
 
