@@ -26,8 +26,9 @@ android {
         targetCompatibility = JavaVersion.VERSION_17
     }
     buildFeatures { compose = true }
-    // Models are memory-mapped from the APK: never compress them.
-    androidResources { noCompress += listOf("tflite", "onnx", "data") }
+    // Models are memory-mapped from the APK: never compress them. An ExecuTorch .pte is copied to app storage
+    // once per bundle (Module.load takes a path); stored uncompressed, that copy is a plain read.
+    androidResources { noCompress += listOf("tflite", "onnx", "data", "pte") }
 }
 
 kotlin { jvmToolchain(17) }
@@ -36,6 +37,7 @@ dependencies {
     implementation(project(":core"))
     implementation(libs.litert)
     implementation(libs.onnxruntime.android)
+    implementation(libs.executorch.android) // native code for arm64-v8a and x86_64 only
     implementation(platform(libs.compose.bom))
     implementation(libs.compose.material3)
     implementation(libs.compose.ui)

@@ -51,7 +51,7 @@ class MainActivity : ComponentActivity() {
                 try {
                     val bundle = AssetBundle(applicationContext)
                     val loaded = bundle.load()
-                    header = "${bundle.manifest.origin}\n${bundle.artifact.name} · ${bundle.manifest.task.id} · sha256 verified"
+                    header = "${bundle.manifest.origin}\n${bundle.artifact.name} · ${bundle.runtime.displayName} · ${bundle.manifest.task.id} · sha256 verified"
                     task = bundle.manifest.task
                     engine = loaded
                 } catch (e: Exception) {

@@ -1,7 +1,7 @@
 package dev.pocketbert.core
 
 /**
- * One loaded model behind a runtime (LiteRT, ONNX Runtime, a fake in tests). Batch 1: [inputIds] and
+ * One loaded model behind a runtime (LiteRT, ONNX Runtime, ExecuTorch, a fake in tests). Batch 1: [inputIds] and
  * [attentionMask] have the same length (a bucket length for static-shape artifacts); the runner casts them to the
  * artifact's input dtypes and returns every output flattened row-major, keyed by the manifest's output names.
  */
@@ -42,16 +42,22 @@ class Engine(
 ) {
     private val buckets = manifest.buckets(artifact)
     private val static = artifact.sequenceBuckets != null
+    private val plan = artifact.methodPlan
 
     private inner class Timer {
         private var last = clock()
         fun lap(): Double { val now = clock(); val ms = (now - last) / 1e6; last = now; return ms }
     }
 
-    private fun fit(encoding: Encoding): Encoding =
-        if (static) encoding.padTo(chooseBucket(encoding.length, buckets), manifest.tokenizer.padTokenId) else encoding
+    /** Pads to the bucket: the ExecuTorch method plan's length, or the smallest bucket of a static artifact. */
+    private fun fit(encoding: Encoding): Encoding = when {
+        plan != null -> encoding.padTo(plan.call(encoding.length).length, manifest.tokenizer.padTokenId)
+        static -> encoding.padTo(chooseBucket(encoding.length, buckets), manifest.tokenizer.padTokenId)
+        else -> encoding
+    }
 
-    private fun maxTokens(): Int = minOf(manifest.maxLength, buckets.last())
+    /** Inputs are truncated to this many tokens: the manifest's max_length, or less if the artifact takes less. */
+    private fun maxTokens(): Int = minOf(manifest.maxLength, plan?.maxTokens ?: buckets.last())
 
     /** Sequence classification: every label with its probability, most likely first. */
     fun classify(text: String): Result.Classification {

@@ -24,7 +24,10 @@ class ManifestException(message: String) : Exception(message)
 
 data class TensorInfo(val name: String, val dtype: String, val shape: List<String>)
 
-/** One bundled model: [files] are relative to the bundle directory and hashed in this order into [sha256]. */
+/**
+ * One bundled model: [files] are relative to the bundle directory and hashed in this order into [sha256].
+ * [methodPlan] is set for ExecuTorch artifacts only: which program method runs which input length.
+ */
 data class ArtifactInfo(
     val name: String,
     val format: String,
@@ -35,6 +38,7 @@ data class ArtifactInfo(
     val inputs: List<TensorInfo>,
     val outputs: List<TensorInfo>,
     val sequenceBuckets: List<Int>?,
+    val methodPlan: MethodPlan? = null,
 )
 
 /** What an app needs from `manifest.json` (written by `pocketbert bundle`; paths relative to the bundle dir). */
@@ -99,17 +103,30 @@ data class Manifest(
             )
         }
 
-        private fun parseArtifact(a: JsonObject) = ArtifactInfo(
-            name = a.str("name"),
-            format = a.str("format"),
-            precision = a.str("precision"),
-            path = a.str("path"),
-            files = a.get("files").asJsonArray.map { it.asString },
-            sha256 = a.str("sha256"),
-            inputs = a.tensors("inputs"),
-            outputs = a.tensors("outputs"),
-            sequenceBuckets = a.get("sequence_buckets")?.takeUnless { it.isJsonNull }?.let { a.ints("sequence_buckets") },
-        )
+        private fun parseArtifact(a: JsonObject): ArtifactInfo {
+            val name = a.str("name")
+            val format = a.str("format")
+            val buckets = a.get("sequence_buckets")?.takeUnless { it.isJsonNull }?.let { a.ints("sequence_buckets") }
+            val inputs = a.tensors("inputs")
+            val plan = if (format == MethodPlan.FORMAT) {
+                inputs.firstOrNull { it.dtype != "int64" && it.dtype != "int32" }?.let {
+                    throw ManifestException("ExecuTorch artifact $name: input '${it.name}' is ${it.dtype}, the app feeds int64 or int32; re-export it with pocketbert")
+                }
+                MethodPlan.parse(name, buckets, a.get("metadata"))
+            } else null
+            return ArtifactInfo(
+                name = name,
+                format = format,
+                precision = a.str("precision"),
+                path = a.str("path"),
+                files = a.field("files").asJsonArray.map { it.asString },
+                sha256 = a.str("sha256"),
+                inputs = inputs,
+                outputs = a.tensors("outputs"),
+                sequenceBuckets = buckets,
+                methodPlan = plan,
+            )
+        }
 
         private fun JsonObject.field(key: String): JsonElement =
             get(key)?.takeUnless { it.isJsonNull } ?: throw ManifestException("manifest.json has no '$key'; run 'pocketbert bundle' again")
