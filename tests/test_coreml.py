@@ -55,9 +55,11 @@ def test_export_fp16_int8_and_mil_parity(exported, arch, task, monkeypatch):
     assert list(artifacts) == ["coreml-fp16", "coreml-int8"]
     for artifact in artifacts.values():
         assert artifact.path.endswith(".mlpackage") and (out / artifact.path / WEIGHTS).is_file()
-        assert [i.dtype for i in artifact.inputs] == ["int32", "int32"]
-        assert artifact.metadata["shapes"] == {"kind": "range", "batch": [1, 64], "sequence": [1, 64]}
-        assert artifact.sequence_buckets is None
+        # one input by default: the graph derives the mask from the pad id, so iOS16 can take enumerated shapes
+        assert [(i.name, i.dtype) for i in artifact.inputs] == [("input_ids", "int32")]
+        assert artifact.metadata["shapes"] == {"kind": "enumerated", "batch": [1, 1], "sequence": [16, 32, 64]}
+        assert artifact.sequence_buckets == [16, 32, 64]
+        assert artifact.metadata["pad_token_id"] == loaded.tokenizer.pad_token_id == 0
         assert artifact.metadata["deployment_target"] == "iOS16"
         program = load_program(out / artifact.path)
         assert set(program.inputs.values()) == {"int32"}
@@ -80,15 +82,16 @@ def test_metadata_descriptions_and_labels(exported):
     assert user["task"] == "sequence-classification" and user["precision"] == "int8"
     assert json.loads(user["labels"]) == loaded.labels == ["label_a", "label_b", "label_c"]
     descriptions = {f.name: f.shortDescription for f in list(spec.description.input) + list(spec.description.output)}
-    assert set(descriptions) == {"input_ids", "attention_mask", "logits"}
+    assert set(descriptions) == {"input_ids", "logits"}
     assert all(descriptions.values()) and "label_b" in descriptions["logits"]
-    shape = spec.description.input[0].type.multiArrayType.shapeRange.sizeRanges
-    assert [(r.lowerBound, r.upperBound) for r in shape] == [(1, 64), (1, 64)]
+    assert "pad id 0" in descriptions["input_ids"]
+    shapes = spec.description.input[0].type.multiArrayType.enumeratedShapes.shapes
+    assert sorted(tuple(s.shape) for s in shapes) == [(1, 16), (1, 32), (1, 64)]
 
 
 def test_flexible_batch_and_sequence_in_the_mil_runner(exported):
     loaded, out = exported("bert", "feature-extraction")
-    with MilRunner(out / "coreml/fp16/model.mlpackage") as runner:
+    with MilRunner(out / "coreml/fp16/model.mlpackage", buckets=[16, 32, 64], task=loaded.task) as runner:
         for batch, seq in [(1, 3), (3, 7), (2, 64)]:
             feed = {"input_ids": np.full((batch, seq), 1000), "attention_mask": np.ones((batch, seq), np.int64)}
             result = runner.infer(feed)
@@ -226,9 +229,10 @@ def test_mil_runner_matches_core_ml_on_macos(exported):
         {"input_ids": np.array([[101, 7592, 2088, 102]]), "attention_mask": np.ones((1, 4), np.int64)},
         {"input_ids": np.array([[101, 2023, 102, 0, 0]] * 2), "attention_mask": np.array([[1, 1, 1, 0, 0]] * 2)},
     ]
+    shapes = {"buckets": [16, 32, 64], "task": loaded.task}
     for precision in ("fp16", "int8"):
         path = out / f"coreml/{precision}/model.mlpackage"
-        with MilRunner(path) as mil, CoreMLRunner(path) as coreml:
+        with MilRunner(path, **shapes) as mil, CoreMLRunner(path, **shapes) as coreml:
             for feed in feeds:
                 a, b = mil.infer(feed), coreml.infer(feed)
                 for name in a:

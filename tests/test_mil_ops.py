@@ -31,6 +31,14 @@ def test_layer_norm_matches_torch():
     close(OPS["layer_norm"](x, axes=np.array([-1]), gamma=g, beta=b, epsilon=np.float32(1e-5)), ref)
 
 
+def test_batch_norm_matches_torch():
+    x, mean, var, g, b = rand(2, 6, 1, 5), rand(6), np.abs(rand(6)) + 0.1, rand(6), rand(6)
+    ref = F.batch_norm(torch.from_numpy(x), *(torch.from_numpy(t) for t in (mean, var, g, b)), eps=1e-3)
+    out = OPS["batch_norm"](x, mean=mean, variance=var, gamma=g, beta=b, epsilon=np.float32(1e-3))
+    close(out, ref)
+    close(OPS["batch_norm"](x, mean=np.zeros(6), variance=np.ones(6), epsilon=0.0), x)
+
+
 @pytest.mark.parametrize(("mode", "approximate"), [("EXACT", "none"), ("TANH_APPROXIMATION", "tanh")])
 def test_gelu_modes_match_torch(mode, approximate):
     x = rand(4, 7) * 3
@@ -48,6 +56,53 @@ def test_softmax_linear_and_matmul_match_torch():
     ref = torch.matmul(torch.from_numpy(x), torch.from_numpy(y).transpose(-1, -2))
     close(OPS["matmul"](x, y, transpose_x=False, transpose_y=True), ref)
     close(OPS["matmul"](x.swapaxes(-1, -2), y, transpose_x=True, transpose_y=True), ref)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "torch_kwargs"),
+    [
+        ({"pad_type": "valid"}, {}),
+        (
+            {"strides": np.array([2, 1]), "pad_type": "custom", "pad": np.array([1, 1, 0, 2]), "dilations": [1, 2]},
+            {"stride": (2, 1), "padding": 0, "dilation": (1, 2)},
+        ),
+        ({"pad_type": "same", "groups": np.int32(2)}, {"padding": "same", "groups": 2}),
+    ],
+)
+def test_conv_matches_torch(kwargs, torch_kwargs):
+    x, b = rand(2, 6, 5, 7), rand(4)
+    w = rand(4, 6 // int(kwargs.get("groups", 1)), 3, 2)
+    tx = torch.from_numpy(x)
+    if kwargs.get("pad_type") == "custom":  # MIL pads (top, bottom, left, right); torch pads symmetric only
+        tx = F.pad(tx, (0, 2, 1, 1))
+    ref = F.conv2d(tx, torch.from_numpy(w), torch.from_numpy(b), **torch_kwargs)
+    close(OPS["conv"](x, w, bias=b, **kwargs), ref, tol=1e-4)
+
+
+def test_pointwise_conv_is_the_ane_layout_linear_and_conv1d_works():
+    x, w, b = rand(1, 8, 1, 5), rand(3, 8, 1, 1), rand(3)  # (B, C, 1, S) and a 1x1 kernel
+    ref = F.linear(torch.from_numpy(x[0, :, 0, :].T.copy()), torch.from_numpy(w[:, :, 0, 0]), torch.from_numpy(b))
+    close(OPS["conv"](x, w, bias=b, pad_type="valid")[0, :, 0, :].T, ref, tol=1e-5)  # (S, out) both
+    x1, w1 = rand(2, 4, 9), rand(5, 4, 3)
+    close(
+        OPS["conv"](x1, w1, pad_type="valid", strides=[2]),
+        F.conv1d(torch.from_numpy(x1), torch.from_numpy(w1), stride=2),
+    )
+    with pytest.raises(ValueError, match="not a MIL pad type"):
+        OPS["conv"](x1, w1, pad_type="reflect")
+
+
+def test_einsum_matches_torch_in_both_mil_forms():
+    keys, queries = rand(2, 7, 1, 4), rand(2, 4, 1, 5)  # (B, S_k, 1, d) and (B, d, 1, S_q): the ANE attention scores
+    ref = torch.einsum("bkhd,bdhq->bkhq", torch.from_numpy(keys), torch.from_numpy(queries))
+    close(OPS["einsum"]([keys, queries], equation=np.str_("bkhd,bdhq->bkhq")), ref)
+    a, b = rand(3, 1, 4), rand(4, 2, 6)  # rank 3 with the middle axis broadcast
+    close(
+        OPS["einsum"]([a, b], equation="chw,whu->chu"),
+        torch.einsum("chw,whu->chu", torch.from_numpy(a).expand(3, 2, 4), torch.from_numpy(b)),
+    )
+    with pytest.raises(ValueError, match="not MIL's nchw,nwhu->nchu"):
+        OPS["einsum"]([keys, queries], equation="bkhd,bqhd->bkhq")
 
 
 def test_elementwise_and_reductions_match_numpy():

@@ -98,6 +98,18 @@ class Built:
     scheme: QuantScheme | None = None  # set when writing changed the scheme
 
 
+@dataclass
+class ReportSection:
+    """A format's own section of the run report: a heading, a paragraph, and a table (``flagged`` row indexes are
+    highlighted)."""
+
+    heading: str
+    text: str
+    header: list[str]
+    rows: list[list[str]]
+    flagged: set[int] = field(default_factory=set)
+
+
 class Format:
     """One deployment format. Subclasses set the class attributes and implement :meth:`convert`, :meth:`write`,
     :meth:`make_runner`; formats with a parity budget implement the three budget hooks; formats with layer probes
@@ -255,6 +267,10 @@ class Format:
         """The longest input in tokens ``artifact`` accepts, when it has a limit short of the model's positions
         (static buckets: the largest)."""
         return max(artifact.sequence_buckets) if artifact.sequence_buckets else None
+
+    def report_section(self, manifest: dict[str, Any], out_dir: Path) -> ReportSection | None:
+        """A section of the run report about this format's artifacts of ``manifest`` (``None``: nothing to add)."""
+        return None
 
     # -- runners --------------------------------------------------------------------------------------------------
 

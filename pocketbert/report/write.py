@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert import __version__
-from pocketbert.formats import libraries
+from pocketbert.formats import all_formats, libraries
 from pocketbert.parity.matrix import (
     by_artifact,
     declined_by_family,
@@ -156,6 +156,11 @@ def build_report(
     ]
     if skipped:
         blocks += [Heading("Skipped formats"), Table(["format", "why"], [[k, v] for k, v in skipped.items()])]
+    for fmt in all_formats():
+        section = fmt.report_section(manifest, out_dir)
+        if section is not None:
+            table = Table(section.header, section.rows, section.flagged)
+            blocks += [Heading(section.heading), Paragraph(section.text), table]
     if parity:
         blocks += [
             Heading("Parity gates"),

@@ -3,8 +3,9 @@
 * W8 (iOS16+): every weight with at least :data:`WEIGHT_THRESHOLD` elements is stored int8, linear symmetric, one
   scale per output channel; Core ML decompresses it (``constexpr_affine_dequantize`` on iOS16/17,
   ``constexpr_blockwise_shift_scale`` on iOS18) and computes in fp16. Biases and LayerNorm parameters stay fp16.
-* W8A8 (iOS17+): the activations entering ``linear`` layers are int8 too (a ``quantize``/``dequantize`` pair with
-  a per-tensor range calibrated on texts), so each linear can run int8 x int8; then the weights are quantized as
+* W8A8 (iOS17+): the activations entering linear layers (``linear``, or the ANE layout's 1x1 ``conv``) are int8 too
+  (a ``quantize``/``dequantize`` pair with a per-tensor range calibrated on texts), so each linear can run int8 x
+  int8; then the weights are quantized as
   for W8. What stays fp16, and why (measured on all-MiniLM-L6-v2, min embedding cosine vs fp16 on padded
   batches): ``add`` ops — the residual stream carries BERT's outlier dimensions and the attention-mask add holds
   ``-1e4``, so int8 ranges over them leave no resolution (0.45 with adds, 0.73 with linear outputs quantized too);
@@ -58,36 +59,47 @@ def quantize_weights(
     }
 
 
-def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int]) -> dict[str, np.ndarray]:
-    """A ``(1, n)`` feed zero-padded to the smallest bucket length that holds ``n`` tokens."""
+def pad_to_bucket(feed: dict[str, np.ndarray], buckets: list[int], pad_id: int = 0) -> dict[str, np.ndarray]:
+    """A ``(1, n)`` feed padded to the smallest bucket length that holds ``n`` tokens: ``input_ids`` with
+    ``pad_id`` (what a single-input package reads as padding), the other arrays with 0."""
     from pocketbert.core.buckets import choose_bucket
 
     n = feed["input_ids"].shape[1]
     width = choose_bucket(n, buckets)
-    return {name: np.pad(value, ((0, 0), (0, width - n))) for name, value in feed.items()}
+    return {
+        name: np.pad(value, ((0, 0), (0, width - n)), constant_values=pad_id if name == "input_ids" else 0)
+        for name, value in feed.items()
+    }
+
+
+PROJECTIONS = ("linear", "conv")  # a linear layer is a ``linear`` op, or a 1x1 ``conv`` in the ANE layout
 
 
 def gelu_fed_linears(program: Any) -> list[str]:
-    """Names of the ``linear`` ops whose input is a GELU output (the feed-forward down-projections)."""
+    """Names of the linear-layer ops (``linear``, or 1x1 ``conv``) whose input is a GELU output (the feed-forward
+    down-projections)."""
     from pocketbert.formats.coreml.mil.package import Ref
 
     gelu_outputs = {name for mil_op in program.ops if mil_op.type == "gelu" for name, _ in mil_op.outputs}
     return [
         mil_op.name
         for mil_op in program.ops
-        if mil_op.type == "linear"
+        if mil_op.type in PROJECTIONS
         and isinstance(mil_op.inputs.get("x"), Ref)
         and mil_op.inputs["x"].name in gelu_outputs
     ]
 
 
-def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[dict[str, dict[str, float]], Any]:
+def activation_stats(
+    mlmodel: Any, feeds: list[dict[str, np.ndarray]], pad_id: int | None = None
+) -> tuple[dict[str, dict[str, float]], Any]:
     """Per-tensor ``{"rmin", "rmax"}`` of every input and intermediate value of ``mlmodel`` over ``feeds``, and the
     loaded :class:`~pocketbert.formats.coreml.mil.package.MilProgram`.
 
     The model is saved to a temporary package and run in the MIL reference interpreter, one feed at a time
-    (``input_ids`` / ``attention_mask`` of shape ``(1, n)``, padded to a bucket when the package has enumerated
-    shapes); program outputs are left out, as coremltools does.
+    (``input_ids`` / ``attention_mask`` of shape ``(1, n)``, padded to a bucket with ``pad_id`` when the package has
+    enumerated shapes, as the app pads; a single-input package reads only ``input_ids``); program outputs are left
+    out, as coremltools does.
     """
     from pocketbert.formats.coreml.mil.interpreter import MilInterpreter
     from pocketbert.formats.coreml.mil.package import load_program
@@ -102,7 +114,7 @@ def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[
     stats: dict[str, dict[str, float]] = {}
     for feed in feeds:
         if buckets:  # enumerated shapes: pad as the app does, so padded positions count as on device
-            feed = pad_to_bucket(feed, buckets)
+            feed = pad_to_bucket(feed, buckets, 0 if pad_id is None else pad_id)
         record: dict[str, np.ndarray] = {}
         interpreter.run(feed, record=record)
         for name, value in record.items():
@@ -115,8 +127,11 @@ def activation_stats(mlmodel: Any, feeds: list[dict[str, np.ndarray]]) -> tuple[
     return stats, interpreter.program
 
 
-def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]]) -> tuple[Any, dict[str, Any]]:
-    """int8 activations (calibrated min/max on ``feeds``) and int8 per-channel weights (iOS17+)."""
+def quantize_w8a8(
+    mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]], pad_id: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """int8 activations (calibrated min/max on ``feeds``, padded with ``pad_id`` for enumerated shapes) and int8
+    per-channel weights (iOS17+)."""
     import coremltools as ct
     import coremltools.optimize.coreml as cto
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
@@ -127,7 +142,7 @@ def quantize_w8a8(mlmodel: Any, target: str, feeds: list[dict[str, np.ndarray]])
 
     if not feeds:
         raise PocketbertError("int8-w8a8 needs calibration texts, and none were given")
-    stats, program = activation_stats(mlmodel, feeds)
+    stats, program = activation_stats(mlmodel, feeds, pad_id)
     float_linears = gelu_fed_linears(program)
     config = cto.OptimizationConfig(
         global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"),
@@ -165,7 +180,10 @@ def weight_units(mlmodel: Any, modules: list[tuple[str, tuple[int, ...]]] | None
         weight = op.inputs.get(name) if name else None
         if weight is None or weight.val is None or np.size(weight.val) < WEIGHT_THRESHOLD:
             continue
-        units.append((op.name, op.op_type, tuple(np.shape(weight.val))))
+        shape = tuple(np.shape(weight.val))
+        if op.op_type == "conv" and shape[2:] and all(k == 1 for k in shape[2:]):
+            shape = shape[:2]  # a 1x1 convolution (the ANE layout's linear layer) has the Linear's (out, in)
+        units.append((op.name, op.op_type, shape))
     labels = module_labels([shape for _, _, shape in units], modules) or [f"{kind} {name}" for name, kind, _ in units]
     return [Unit(name, label) for (name, _, _), label in zip(units, labels)]
 

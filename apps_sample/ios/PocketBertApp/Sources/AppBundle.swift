@@ -22,17 +22,18 @@ struct AppBundle {
     }
 
     /// Verifies the artifact and vocabulary sha256, compiles the `.mlpackage` once (cached by sha256) and loads tokenizer + model.
-    func load(computeUnits: MLComputeUnits) throws -> Engine {
+    func load(computeUnits: ComputeUnitsChoice) throws -> Engine {
         try ArtifactVerifier.verify(artifact, root: root)
         try ArtifactVerifier.verifyVocab(manifest, root: root)
         let tokenizer = try WordPieceTokenizer(
             vocab: readVocab(Data(contentsOf: root.appendingPathComponent(manifest.tokenizer.vocab))),
             config: manifest.tokenizer.config)
         let runner = try CoreMLRunner(compiledModel: compiledModel(), artifact: artifact, computeUnits: computeUnits)
-        return Engine(manifest: manifest, artifact: artifact, tokenizer: tokenizer, runner: runner)
+        return try Engine(manifest: manifest, artifact: artifact, tokenizer: tokenizer, runner: runner)
     }
 
-    private func compiledModel() throws -> URL {
+    /// The compiled model (`.mlmodelc`) in Application Support, compiled on first use.
+    func compiledModel() throws -> URL {
         let cache = try FileManager.default.url(for: .applicationSupportDirectory, in: .userDomainMask, appropriateFor: nil, create: true)
             .appendingPathComponent("pocketbert-\(artifact.sha256.prefix(16)).mlmodelc")
         if FileManager.default.fileExists(atPath: cache.path) { return cache }

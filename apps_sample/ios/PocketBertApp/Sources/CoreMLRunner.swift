@@ -1,17 +1,33 @@
 import CoreML
 import PocketBertKit
 
-/// Core ML runtime behind PocketBertKit's `ModelRunner`: feeds the manifest's inputs as `(1, S)` int32 arrays and
-/// returns the manifest's outputs as flat Float arrays.
+extension ComputeUnitsChoice {
+    /// The Core ML value of this choice.
+    var mlComputeUnits: MLComputeUnits {
+        switch self {
+        case .all: return .all
+        case .cpuAndNeuralEngine: return .cpuAndNeuralEngine
+        case .cpuAndGPU: return .cpuAndGPU
+        case .cpuOnly: return .cpuOnly
+        }
+    }
+}
+
+/// Core ML runtime behind PocketBertKit's `ModelRunner`: feeds exactly the inputs the manifest lists, as `(1, S)`
+/// int32 arrays (a pocketbert single-input package gets `input_ids` alone, already padded with the pad id by the
+/// engine), and returns the manifest's outputs as flat Float arrays.
 final class CoreMLRunner: ModelRunner {
     private let model: MLModel
     private let artifact: ArtifactInfo
+    /// The compute units Core ML was allowed to use (Core ML picks among them per op; see `ComputePlanReader`).
+    let computeUnits: ComputeUnitsChoice
 
-    init(compiledModel url: URL, artifact: ArtifactInfo, computeUnits: MLComputeUnits) throws {
+    init(compiledModel url: URL, artifact: ArtifactInfo, computeUnits: ComputeUnitsChoice) throws {
         let configuration = MLModelConfiguration()
-        configuration.computeUnits = computeUnits
+        configuration.computeUnits = computeUnits.mlComputeUnits
         model = try MLModel(contentsOf: url, configuration: configuration)
         self.artifact = artifact
+        self.computeUnits = computeUnits
     }
 
     func run(inputIds: [Int], attentionMask: [Int]) throws -> [String: [Float]] {

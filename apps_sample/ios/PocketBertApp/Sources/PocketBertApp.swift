@@ -12,14 +12,12 @@ struct ContentView: View {
     @State private var bundle: AppBundle?
     @State private var engine: Engine?
     @State private var error: String?
-    @State private var computeUnits = MLComputeUnits.all
+    @State private var computeUnits = ComputeUnitsChoice.all
     @State private var first = ""
     @State private var second = ""
     @State private var result: InferenceResult?
-
-    private static let units: [(String, MLComputeUnits)] = [
-        ("All", .all), ("CPU", .cpuOnly), ("CPU+GPU", .cpuAndGPU), ("CPU+ANE", .cpuAndNeuralEngine),
-    ]
+    /// Core ML's compute plan for the loaded model and units (iOS 17.4+), or why there is none.
+    @State private var plan: String?
 
     var body: some View {
         NavigationStack {
@@ -29,8 +27,10 @@ struct ContentView: View {
                         Text(bundle.manifest.model.origin).font(.footnote)
                         Text("\(bundle.artifact.name) · \(bundle.manifest.task.rawValue)").font(.footnote)
                         Picker("Compute units", selection: $computeUnits) {
-                            ForEach(Self.units.indices, id: \.self) { i in Text(Self.units[i].0).tag(Self.units[i].1) }
+                            ForEach(ComputeUnitsChoice.allCases) { Text($0.label).tag($0) }
                         }
+                        Text(inputsLine(bundle.artifact)).font(.footnote)
+                        if let plan { Text(plan).font(.footnote) }
                     }
                     inputSection(bundle.manifest.task)
                 }
@@ -39,19 +39,44 @@ struct ContentView: View {
             }
             .navigationTitle("PocketBert")
         }
-        .task { load() }
-        .onChange(of: computeUnits) { _ in load() }
+        .task(id: computeUnits) { await load() }  // again whenever the user picks other compute units
     }
 
-    private func load() {
+    @MainActor private func load() async {
         do {
             let b = try bundle ?? AppBundle()
             bundle = b
             if first.isEmpty { (first, second) = Self.defaults(b.manifest.task) }
             engine = try b.load(computeUnits: computeUnits)
+            result = nil  // a result always belongs to the compute units shown with it
             error = nil
+            plan = await Self.planLine(b, computeUnits)
         } catch {
             self.error = "\(error)"
+        }
+    }
+
+    /// What the model is fed: one input padded with the pad id (pocketbert's Core ML default) or ids and mask.
+    private func inputsLine(_ artifact: ArtifactInfo) -> String {
+        let names = artifact.inputs.map(\.name).joined(separator: ", ")
+        let layout = artifact.metadata?.layout.map { " · layout \($0)" } ?? ""
+        guard let pad = artifact.metadata?.padTokenId, artifact.inputs.map(\.name) == ["input_ids"] else {
+            return "inputs: \(names)\(layout)"
+        }
+        return "inputs: \(names), padded with id \(pad) to \(artifact.sequenceBuckets ?? [])\(layout)"
+    }
+
+    /// Core ML's per-op plan for the chosen units on iOS 17.4+; before that only the chosen units can be shown.
+    private static func planLine(_ bundle: AppBundle, _ units: ComputeUnitsChoice) async -> String {
+        guard #available(iOS 17.4, *) else {
+            return "ran with compute units \(units.label); Core ML's per-op plan needs iOS 17.4"
+        }
+        do {
+            let summary = try await ComputePlanReader.summary(compiledModel: bundle.compiledModel(), computeUnits: units)
+            let elsewhere = summary.offNeuralEngine.isEmpty ? "" : "; not on the Neural Engine: \(summary.offNeuralEngine.joined(separator: ", "))"
+            return "ran with compute units \(units.label); Core ML's plan: \(summary.description)\(elsewhere)"
+        } catch {
+            return "ran with compute units \(units.label); no compute plan: \(error)"
         }
     }
 
@@ -93,7 +118,7 @@ struct ContentView: View {
                 ForEach(Array(words.enumerated()), id: \.offset) { Text("\($0.element.text)  →  \($0.element.label) (\($0.element.probability, specifier: "%.2f"))") }
             }
             let l = result.latency
-            Text("tokenize \(l.tokenizeMs, specifier: "%.1f") ms · run \(l.runMs, specifier: "%.1f") ms · post-process \(l.postprocessMs, specifier: "%.2f") ms · total \(l.totalMs, specifier: "%.1f") ms")
+            Text("compute units \(computeUnits.label) · tokenize \(l.tokenizeMs, specifier: "%.1f") ms · run \(l.runMs, specifier: "%.1f") ms · post-process \(l.postprocessMs, specifier: "%.2f") ms · total \(l.totalMs, specifier: "%.1f") ms")
                 .font(.caption)
         }
     }

@@ -14,6 +14,7 @@ Semantics follow ``coremltools/converters/mil/mil/ops/defs/iOS15..iOS18`` (read,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -231,6 +232,22 @@ def layer_norm(x: np.ndarray, axes: Any = None, gamma: Any = None, beta: Any = N
     return out
 
 
+@op("batch_norm")
+def batch_norm(
+    x: np.ndarray, mean: Any, variance: Any, gamma: Any = None, beta: Any = None, epsilon: Any = 1e-5
+) -> np.ndarray:
+    """Per-channel affine normalisation with fixed statistics, channel axis 1: ``(x - mean) / sqrt(variance +
+    epsilon) * gamma + beta``; ``mean``/``variance``/``gamma``/``beta`` are ``(C,)``. coremltools writes a per-channel
+    scale and shift of a ``(B, C, 1, S)`` tensor (the ANE layout's layer-norm weights) as this op."""
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    out = (x - np.asarray(mean).reshape(shape)) / np.sqrt(np.asarray(variance).reshape(shape) + np.asarray(epsilon))
+    if gamma is not None:
+        out = out * np.asarray(gamma).reshape(shape)
+    if beta is not None:
+        out = out + np.asarray(beta).reshape(shape)
+    return out
+
+
 # ---- linear algebra ----
 
 
@@ -251,6 +268,102 @@ def matmul(x: np.ndarray, y: np.ndarray, transpose_x: Any = False, transpose_y: 
         y = np.swapaxes(y, -1, -2)
     # contiguous operands: NumPy's batched matmul on strided (transposed) views skips BLAS and is ~100x slower
     return np.matmul(np.ascontiguousarray(x), np.ascontiguousarray(y))
+
+
+def _einsum_operands(equation: str, ranks: tuple[int, int]) -> None:
+    """Check that ``equation`` is the one product MIL's ``einsum`` defines (any letters): rank 4
+    ``"nchw,nwhu->nchu"`` or rank 3 ``"chw,whu->chu"``; a one-line ``ValueError`` otherwise."""
+    try:
+        inputs, output = equation.replace(" ", "").split("->")
+        a, b = inputs.split(",")
+    except ValueError:
+        raise ValueError(f"einsum equation {equation!r} is not of the form 'x,y->z'") from None
+    if len(a) == 4 and ranks == (4, 4):
+        n, c, h, w = a
+        ok = b == n + w + h + b[3] and output == n + c + h + b[3] and len(set(a + b[3])) == 5
+    elif len(a) == 3 and ranks == (3, 3):
+        c, h, w = a
+        ok = b == w + h + b[2] and output == c + h + b[2] and len(set(a + b[2])) == 4
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"einsum equation {equation!r} is not MIL's nchw,nwhu->nchu (or chw,whu->chu) product")
+
+
+@op("einsum")
+def einsum(values: list[np.ndarray], equation: Any) -> np.ndarray:
+    """MIL's einsum: a matrix product over axes -1 of the first and -3 of the second input, the other axes batch
+    (size-1 batch axes broadcast). Rank 4: ``x (B, C, H, W1)``, ``y (B, W1, H, W2)`` -> ``(B, C, H, W2)``."""
+    x, y = (np.asarray(v) for v in values)
+    _einsum_operands(str(np.asarray(equation)), (x.ndim, y.ndim))
+    rank3 = x.ndim == 3
+    if rank3:
+        x, y = x[None], y[None]  # (1, C, H, W1), (1, W1, H, W2)
+    xs = np.ascontiguousarray(np.transpose(x, (0, 2, 1, 3)))  # (B, H, C, W1)
+    ys = np.ascontiguousarray(np.transpose(y, (0, 2, 1, 3)))  # (B, H, W1, W2)
+    out = np.transpose(np.matmul(xs, ys), (0, 2, 1, 3))  # (B, C, H, W2)
+    return out[0] if rank3 else out
+
+
+def _conv_padding(pad_type: str, pad: Any, kernel: tuple[int, ...], dilations: list[int]) -> list[tuple[int, int]]:
+    """``(before, after)`` padding per spatial axis for MIL's ``pad_type`` (``valid``, ``custom``, ``same``,
+    ``same_lower``), as coremltools' ``conv`` documents it."""
+    if pad_type == "valid":
+        return [(0, 0)] * len(kernel)
+    if pad_type == "custom":
+        values = [int(p) for p in np.asarray(pad).reshape(-1)]
+        return [(values[2 * i], values[2 * i + 1]) for i in range(len(kernel))]
+    if pad_type in ("same", "same_lower"):
+        pads = []
+        for k, d in zip(kernel, dilations):
+            extent = (k - 1) * d + 1
+            small, large = (extent - 1) // 2, extent // 2  # equal when the dilated kernel is odd
+            pads.append((large, small) if pad_type == "same_lower" else (small, large))
+        return pads
+    raise ValueError(f"conv pad_type {pad_type!r} is not a MIL pad type")
+
+
+@op("conv")
+def conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Any = None,
+    strides: Any = None,
+    pad_type: Any = "valid",
+    pad: Any = None,
+    dilations: Any = None,
+    groups: Any = 1,
+) -> np.ndarray:
+    """Convolution over 1 to 3 spatial axes: ``x (N, C_in, *D)``, ``weight (C_out, C_in / groups, *K)`` ->
+    ``(N, C_out, *D_out)``, with strides, dilations, MIL padding modes and channel groups.
+
+    Each kernel offset contributes one batched matrix product (a 1x1 kernel is a single one, the ANE layout's
+    linear layers).
+    """
+    spatial = x.ndim - 2
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    if len(kernel) != spatial or not 1 <= spatial <= 3:
+        raise ValueError(f"conv weight {weight.shape} does not fit input {x.shape}")
+    step = [1] * spatial if strides is None else [int(s) for s in np.asarray(strides).reshape(-1)]
+    dil = [1] * spatial if dilations is None else [int(d) for d in np.asarray(dilations).reshape(-1)]
+    pads = _conv_padding(str(np.asarray(pad_type)), pad, kernel, dil)
+    padded = np.pad(x, [(0, 0), (0, 0), *pads]) if any(p for pair in pads for p in pair) else x
+    sizes = [(padded.shape[2 + i] - (kernel[i] - 1) * dil[i] - 1) // step[i] + 1 for i in range(spatial)]
+    g = int(np.asarray(groups))
+    c_in, c_out = weight.shape[1], weight.shape[0] // g
+    n = x.shape[0]
+    out = np.zeros((n, g, c_out, int(np.prod(sizes))), dtype=np.float32)  # (N, groups, C_out / groups, prod(D_out))
+    for offsets in itertools.product(*(range(k) for k in kernel)):
+        window = tuple(
+            slice(o * dil[i], o * dil[i] + (sizes[i] - 1) * step[i] + 1, step[i]) for i, o in enumerate(offsets)
+        )
+        patch = np.ascontiguousarray(padded[(slice(None), slice(None), *window)]).reshape(n, g, c_in, -1)
+        taps = weight[(slice(None), slice(None), *offsets)].reshape(g, c_out, c_in)  # (groups, C_out/g, C_in/g)
+        out += np.matmul(taps, patch)  # (N, groups, C_out / groups, prod(D_out))
+    out = out.reshape(n, g * c_out, *sizes)
+    if bias is not None:
+        out = out + np.asarray(bias).reshape(1, -1, *([1] * spatial))
+    return out
 
 
 # ---- shapes and data movement ----

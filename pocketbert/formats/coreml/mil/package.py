@@ -83,6 +83,7 @@ class MilProgram:
     ops: list[MilOp] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     shapes: dict[str, InputShapes] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # the package's user-defined metadata
 
     def op_types(self) -> set[str]:
         """Every op type the program uses."""
@@ -166,8 +167,9 @@ def _input_value(var: Any) -> Any:
     return Ref(var.name)
 
 
-def load_program(package: Path) -> MilProgram:
-    """Read and validate ``package`` (an ``.mlpackage`` directory) into a :class:`MilProgram`."""
+def load_mil(package: Path) -> tuple[Any, Any]:
+    """Read and validate ``package`` (an ``.mlpackage`` directory): its spec and the ``main`` function of its MIL
+    program as coremltools builds it (ops with typed, shaped outputs), weights checked against the blob file."""
     try:
         import coremltools as ct
         from coremltools.converters.mil.frontend.milproto.load import load as load_milproto
@@ -188,13 +190,20 @@ def load_program(package: Path) -> MilProgram:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PocketbertError(f"cannot load the MIL program of {package}: {first}") from exc
-    function = program.functions["main"]
+    return spec, program.functions["main"]
+
+
+def load_program(package: Path) -> MilProgram:
+    """Read and validate ``package`` (an ``.mlpackage`` directory) into a :class:`MilProgram`."""
+    package = Path(package)
+    spec, function = load_mil(package)
     result = MilProgram(
         path=package,
         opset=str(function.opset_version),
         inputs={name: _dtype_name(var) for name, var in function.inputs.items()},
         outputs=[v.name for v in function.outputs],
         shapes={f.name: input_shapes(f) for f in spec.description.input if f.type.HasField("multiArrayType")},
+        metadata=dict(spec.description.metadata.userDefined),
     )
     for mil_op in function.operations:
         if mil_op.op_type == "const":

@@ -1,7 +1,8 @@
 import Foundation
 
 /// One loaded model behind a runtime (Core ML, a fake in tests). Batch 1: `inputIds` and `attentionMask` have the
-/// same length (a bucket length for static-shape artifacts); returns every output flattened row-major by name.
+/// same length (a bucket length for static-shape artifacts, padded with the pad id); the runner feeds the inputs the
+/// artifact declares (a single-input model gets `inputIds` only) and returns every output flattened row-major by name.
 public protocol ModelRunner {
     func run(inputIds: [Int], attentionMask: [Int]) throws -> [String: [Float]]
 }
@@ -49,12 +50,14 @@ public final class Engine {
     private let tokenizer: WordPieceTokenizer
     private let runner: ModelRunner
     private let buckets: [Int]
-    private let isStatic: Bool
+    /// How texts are padded and which inputs the model reads (see `InputPlan`).
+    public let plan: InputPlan
 
-    public init(manifest: Manifest, artifact: ArtifactInfo, tokenizer: WordPieceTokenizer, runner: ModelRunner) {
+    /// Throws when the artifact's inputs and the manifest disagree (see `InputPlan.init`).
+    public init(manifest: Manifest, artifact: ArtifactInfo, tokenizer: WordPieceTokenizer, runner: ModelRunner) throws {
         self.manifest = manifest; self.artifact = artifact; self.tokenizer = tokenizer; self.runner = runner
         buckets = manifest.buckets(for: artifact)
-        isStatic = artifact.sequenceBuckets != nil
+        plan = try InputPlan(manifest: manifest, artifact: artifact)
     }
 
     private struct Timer {
@@ -68,11 +71,7 @@ public final class Engine {
 
     private var maxTokens: Int { min(manifest.maxLength, buckets.last ?? manifest.maxLength) }
 
-    private func fit(_ e: Encoding) throws -> Encoding {
-        guard isStatic else { return e }
-        let bucket = try chooseBucket(e.length, buckets)
-        return e.padded(to: bucket, padTokenId: manifest.tokenizer.config.padTokenId)
-    }
+    private func fit(_ e: Encoding) throws -> Encoding { try plan.fit(e) }
 
     private func output(_ outputs: [String: [Float]], _ name: String) throws -> [Float] {
         guard let value = outputs[name] else {

@@ -20,6 +20,30 @@ public struct TensorInfo: Codable, Equatable {
     public let dtype: String
 }
 
+/// What an artifact's manifest `metadata` says about feeding it (keys pocketbert's Core ML export writes; any other
+/// format leaves them out). Unknown keys and keys of another type read as `nil`, so every format's metadata decodes.
+public struct ArtifactMetadata: Codable, Equatable {
+    /// The id a single-input model reads as padding: its graph computes the attention mask as `input_ids != padTokenId`.
+    public let padTokenId: Int?
+    /// Where the attention mask comes from: `"input"`, or `"derived in the graph: input_ids != pad_token_id"`.
+    public let attentionMask: String?
+    /// The Core ML graph layout: `standard`, or `ane` (the Neural Engine layout).
+    public let layout: String?
+
+    enum CodingKeys: String, CodingKey { case padTokenId = "pad_token_id", attentionMask = "attention_mask", layout }
+
+    public init(padTokenId: Int? = nil, attentionMask: String? = nil, layout: String? = nil) {
+        self.padTokenId = padTokenId; self.attentionMask = attentionMask; self.layout = layout
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        padTokenId = try? c.decodeIfPresent(Int.self, forKey: .padTokenId)
+        attentionMask = try? c.decodeIfPresent(String.self, forKey: .attentionMask)
+        layout = try? c.decodeIfPresent(String.self, forKey: .layout)
+    }
+}
+
 /// One bundled model: `files` are relative to the bundle directory and hashed in this order into `sha256`.
 public struct ArtifactInfo: Codable, Equatable {
     public let name: String
@@ -31,9 +55,10 @@ public struct ArtifactInfo: Codable, Equatable {
     public let inputs: [TensorInfo]
     public let outputs: [TensorInfo]
     public let sequenceBuckets: [Int]?
+    public let metadata: ArtifactMetadata?
 
     enum CodingKeys: String, CodingKey {
-        case name, format, precision, path, files, sha256, inputs, outputs, sequenceBuckets = "sequence_buckets"
+        case name, format, precision, path, files, sha256, inputs, outputs, sequenceBuckets = "sequence_buckets", metadata
     }
 }
 

@@ -17,20 +17,61 @@ final class EngineTests: XCTestCase {
         }
     }
 
-    private func engine(_ task: Task, _ labels: [String], _ buckets: [Int]?, _ runner: ModelRunner) throws -> Engine {
+    /// A manifest of one artifact; `inputs` and `metadata` as pocketbert writes them (`[]` and none by default).
+    private func engine(_ task: Task, _ labels: [String], _ buckets: [Int]?, _ runner: ModelRunner,
+                        inputs: [String] = [], metadata: [String: Any]? = nil, padTokenId: Int = 0) throws -> Engine {
         var json: [String: Any] = [
             "schema_version": 2, "max_length": 16, "sequence_buckets": [8, 16],
             "model": ["task": task.rawValue, "labels": labels, "origin": "test", "architecture": "bert"],
             "tokenizer": ["vocab": "tokenizer/vocab.txt", "sha256": ["tokenizer/vocab.txt": ""], "lowercase": true, "strip_accents": NSNull(), "tokenize_chinese_chars": true,
                           "clean_text": true, "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
-                          "cls_token_id": 2, "sep_token_id": 3, "pad_token_id": 0, "unk_token_id": 1],
+                          "cls_token_id": 2, "sep_token_id": 3, "pad_token_id": padTokenId, "unk_token_id": 1],
         ]
         var artifact: [String: Any] = ["name": "x-fp32", "format": "x", "precision": "fp32", "path": "m", "files": ["m"],
-                                       "sha256": "", "inputs": [], "outputs": []]
+                                       "sha256": "", "inputs": inputs.map { ["name": $0, "dtype": "int32"] }, "outputs": []]
         artifact["sequence_buckets"] = buckets ?? NSNull()
+        if let metadata { artifact["metadata"] = metadata }
         json["artifacts"] = [artifact]
         let manifest = try Manifest.parse(JSONSerialization.data(withJSONObject: json))
-        return Engine(manifest: manifest, artifact: try manifest.artifact(), tokenizer: try WordPieceTokenizer(vocab: vocab, config: config), runner: runner)
+        return try Engine(manifest: manifest, artifact: try manifest.artifact(), tokenizer: try WordPieceTokenizer(vocab: vocab, config: config), runner: runner)
+    }
+
+    private let singleInput: [String: Any] = ["pad_token_id": 4, "attention_mask": "derived in the graph: input_ids != pad_token_id",
+                                              "layout": "ane", "shapes": ["kind": "enumerated", "batch": [1, 1], "sequence": [8, 16]]]
+
+    func testASingleInputModelGetsIdsPaddedWithThePadIdOfTheManifest() throws {
+        // pocketbert's Core ML default: input_ids alone, the graph masks every position holding the pad id (4 here)
+        let runner = FakeRunner { _, _ in ["logits": [0, 1]] }
+        let e = try engine(.sequenceClassification, ["a", "b"], [8, 16], runner, inputs: ["input_ids"], metadata: singleInput, padTokenId: 4)
+        XCTAssertTrue(e.plan.derivesMask)
+        _ = try e.classify("Paris is in France")
+        XCTAssertEqual(runner.ids, [2, 5, 6, 7, 8, 3, 4, 4])
+        XCTAssertEqual(runner.mask, [1, 1, 1, 1, 1, 1, 0, 0], "the engine still knows the real tokens (mean pooling)")
+    }
+
+    func testTheNeighboursOfThePadIdAreTokensButThePadIdItselfIsRefused() throws {
+        // pad id 6 ("is"): "paris" (5) and "in" (7) are its neighbours and stay tokens; "is" cannot be fed at all
+        let runner = FakeRunner { _, _ in ["logits": [0, 1]] }
+        let metadata = singleInput.merging(["pad_token_id": 6]) { $1 }
+        let e = try engine(.sequenceClassification, ["a", "b"], [8, 16], runner, inputs: ["input_ids"], metadata: metadata, padTokenId: 6)
+        _ = try e.classify("Paris in Paris in")
+        XCTAssertEqual(runner.ids, [2, 5, 7, 5, 7, 3, 6, 6])
+        XCTAssertThrowsError(try e.classify("Paris is in France")) { error in
+            XCTAssertTrue("\(error)".contains("is the pad id 6"), "\(error)")
+        }
+    }
+
+    func testASingleInputArtifactWithoutOrWithAnotherPadIdIsRefused() throws {
+        let runner = FakeRunner { _, _ in ["logits": [0, 1]] }
+        XCTAssertThrowsError(try engine(.sequenceClassification, ["a", "b"], [8, 16], runner, inputs: ["input_ids"])) { error in
+            XCTAssertTrue("\(error)".contains("records no pad_token_id"), "\(error)")
+        }
+        XCTAssertThrowsError(try engine(.sequenceClassification, ["a", "b"], [8, 16], runner, inputs: ["input_ids"], metadata: singleInput, padTokenId: 0)) { error in
+            XCTAssertTrue("\(error)".contains("masks pad id 4 but the tokenizer pads with 0"), "\(error)")
+        }
+        // two inputs (ranges): the mask is an input, so no pad id needs recording
+        let ranged = try engine(.sequenceClassification, ["a", "b"], nil, runner, inputs: ["input_ids", "attention_mask"], metadata: ["attention_mask": "input"])
+        XCTAssertFalse(ranged.plan.derivesMask)
     }
 
     func testStaticArtifactsArePaddedToTheirBucketDynamicOnesAreNot() throws {
