@@ -15,7 +15,7 @@ from pocketbert import __version__, interrupts
 from pocketbert.errors import PocketbertError
 from pocketbert.quiet import quiet_third_party
 
-COMMANDS: tuple[str, ...] = ("run", "export", "parity", "bench", "bundle", "goldens", "diagnose", "kernels")
+COMMANDS: tuple[str, ...] = ("run", "export", "parity", "bench", "bundle", "goldens", "diagnose", "kernels", "distill")
 
 
 def build_parser() -> argparse.ArgumentParser:
