@@ -112,6 +112,32 @@ def test_x86_avx2_runs_the_int8_artifacts_and_says_which_it_left_out(distil_cls,
     assert "Not run on x86-avx2: onnx-fp32, tflite-fp32 (x86-avx2 runs int8 artifacts only" in matrix
 
 
+def test_executorch_int8_runs_on_avx2_kernels_and_names_why_not_on_arm64(tiny_models, tmp_path, capsys):
+    """The .pte runs in a qemu-x86_64 EPYC-Rome guest (XNNPACK's AVX2 kernels); the aarch64 guest has no ExecuTorch
+    runtime, and the report says so instead of leaving the cell blank or claiming a pass."""
+    loaded = load_model(str(tiny_models("bert", "sequence-classification")))
+    out = tmp_path / "out"
+    export_model(loaded, ["executorch"], ["int8"], out)
+    report_dir = tmp_path / "report"
+    assert main(["parity", str(out), "--kernels", "host,x86-avx2,arm64", "--report", str(report_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "not run on arm64: executorch-int8 (no aarch64 ExecuTorch runtime here: its Python bindings link " in printed
+    data = json.loads((report_dir / "parity.json").read_text())
+    verdicts = {a["label"]: a for a in data["artifacts"]}
+    assert list(verdicts) == ["executorch-int8", "executorch-int8@x86-avx2"]
+    avx2 = verdicts["executorch-int8@x86-avx2"]
+    assert avx2["passed"]
+    facts = avx2["kernel_facts"]
+    assert (facts["isa"], facts["execution"], facts["int8_kernels"]) == ("x86_64", "emulated", "avx2-no-vnni")
+    assert facts["runtime"] == "executorch" and "EPYC-Rome" in facts["emulator"]
+    assert [(i["artifact"], i["family"], i["label"]) for i in data["not_run"]] == [
+        ("executorch-int8", "arm64", "no aarch64 runtime")
+    ]
+    matrix = to_markdown(_kernel_matrix(data), report_dir)
+    assert "| artifact | host | x86-avx2 | arm64 |" in matrix
+    assert "| not run (no aarch64 runtime) |" in matrix.split("| executorch-int8 |")[1].splitlines()[0]
+
+
 def test_a_family_that_cannot_run_is_one_line_before_any_model_loads(distil_cls, tmp_path, monkeypatch, capsys):
     _, out = distil_cls
 

@@ -14,6 +14,7 @@ with the common embedded metadata (:func:`embedded_metadata`) and describe it as
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,7 +130,9 @@ class Format:
         libraries: distributions whose versions the report and the bench record (converter, quantizer, runtime).
         platforms: the sample apps that run it (``android``, ``ios``).
         app_preference: the bundler's preference among a platform's formats (lower first).
-        emulated_kernels: its runtime ships aarch64 / x86 wheels the kernel families can run under QEMU.
+        emulated_kernels: its runtime runs in the emulated kernel families (QEMU guests).
+        emulation_gaps: ``{guest ISA: why not}`` for the emulated families' ISAs (``aarch64``, ``x86_64``) whose
+            guest cannot run its runtime; those families list its artifacts as not run, with the reason.
         options: its own settings (flags, config keys), see :mod:`pocketbert.core.options`.
         order: position in listings.
     """
@@ -148,6 +151,7 @@ class Format:
     platforms: ClassVar[tuple[str, ...]] = ()
     app_preference: ClassVar[int] = 100
     emulated_kernels: ClassVar[bool] = False
+    emulation_gaps: ClassVar[Mapping[str, str]] = {}
     options: ClassVar[tuple[Option, ...]] = ()
     order: ClassVar[int] = 100
 

@@ -76,10 +76,15 @@ def cache_root() -> Path:
 
 def runtime_modules() -> dict[str, str]:
     """``{distribution: module to import}`` of what the aarch64 environment mirrors: numpy, ml_dtypes, and the
-    runtime of every format that runs on the emulated kernel families (``Format.emulated_kernels``)."""
+    runtime of every format that runs on the emulated aarch64 families (``Format.emulated_kernels`` without an
+    ``aarch64`` entry in ``Format.emulation_gaps``)."""
     from pocketbert.formats import all_formats
 
-    runtimes = {f.runtime: f.runtime_modules[0] for f in all_formats() if f.emulated_kernels}
+    runtimes = {
+        f.runtime: f.runtime_modules[0]
+        for f in all_formats()
+        if f.emulated_kernels and "aarch64" not in f.emulation_gaps
+    }
     return {**BASE_MODULES, **runtimes}
 
 
@@ -230,7 +235,7 @@ def setup_arm64(say: Callable[[str], None] = print) -> Path:
     if not any(d in versions for d in emulated_runtimes()):
         from pocketbert.formats import all_formats
 
-        extras = " or ".join(f"pocketbert[{f.extra}]" for f in all_formats() if f.emulated_kernels)
+        extras = " or ".join(f"pocketbert[{f.extra}]" for f in all_formats() if f.runtime in emulated_runtimes())
         raise PocketbertError(f"no runtime to mirror: install {extras} first")
     start = time.monotonic()
     ensure_qemu("qemu-aarch64-static", say)

@@ -114,30 +114,37 @@ def check_kernels(kernels: list[str] | str | None, setup: bool = True) -> list[s
 
 
 def artifact_runs(artifacts: list[Artifact], families: list[str]) -> list[tuple[Artifact, str]]:
-    """``(artifact, family)`` pairs to run: emulatable formats on every family that takes their precision, the
-    others once on the host (see :func:`not_run` for the pairs left out and why)."""
-    runs = [
-        (a, f)
-        for f in families
-        for a in artifacts
-        if f == HOST or (_emulated(a) and not FAMILIES[f].declines(a.precision))
-    ]
+    """``(artifact, family)`` pairs to run: emulatable formats on every family that takes them, the others once on
+    the host (see :func:`not_run` for the pairs left out and why)."""
+    runs = [(a, f) for f in families for a in artifacts if f == HOST or (_emulated(a) and not declines(a, f))]
     once = [(a, HOST) for a in artifacts if not _emulated(a) and HOST not in families]
     return runs + once
 
 
 def _emulated(artifact: Artifact) -> bool:
-    """True when ``artifact``'s runtime runs under the emulated kernel families (it ships aarch64/x86 wheels)."""
+    """True when ``artifact``'s runtime runs under the emulated kernel families."""
     return format_of(artifact).emulated_kernels
 
 
+def declines(artifact: Artifact, family: str) -> tuple[str, str] | None:
+    """``(short label, reason)`` when emulated ``family`` does not run ``artifact`` (its format has no runtime for
+    the family's ISA, or the family does not take its precision), else None."""
+    kind = FAMILIES[family]
+    gap = format_of(artifact).emulation_gaps.get(str(kind.isa)) if kind.emulated else None
+    if gap:
+        return f"no {kind.isa} runtime", gap
+    reason = kind.declines(artifact.precision)
+    return ("int8 only", reason) if reason else None
+
+
 def not_run(artifacts: list[Artifact], families: list[str]) -> list[dict[str, str]]:
-    """The emulatable ``(artifact, family)`` pairs a family declines, each with its reason."""
+    """The emulatable ``(artifact, family)`` pairs a family declines: ``artifact``, ``family``, ``reason`` and the
+    matrix cell's short ``label``."""
     return [
-        {"artifact": a.name, "family": f, "reason": reason}
+        {"artifact": a.name, "family": f, "reason": why[1], "label": why[0]}
         for f in families
         for a in artifacts
-        if _emulated(a) and (reason := FAMILIES[f].declines(a.precision))
+        if _emulated(a) and (why := declines(a, f))
     ]
 
 

@@ -15,8 +15,9 @@ def by_artifact(parity: dict[str, Any] | None) -> dict[str, dict[str, dict[str, 
 
 
 def families(parity: dict[str, Any] | None) -> list[str]:
-    """Every kernel family that produced a verdict, in report order."""
-    seen: dict[str, None] = {}
+    """The kernel families asked for (``kernels``) and every family that produced a verdict, in report order: a
+    family that declined every artifact keeps its column."""
+    seen: dict[str, None] = dict.fromkeys((parity or {}).get("kernels") or [])
     for verdict in (parity or {}).get("artifacts", []):
         seen.setdefault(verdict.get("kernels", "host"), None)
     return list(seen)
@@ -50,12 +51,18 @@ def distinct_kernels(verdicts: Iterable[tuple[str, dict[str, Any]]]) -> list[tup
     return [(family, facts) for (family, _), facts in seen.items()]
 
 
-def declined_by_family(not_run: list[dict[str, str]]) -> dict[str, tuple[list[str], str]]:
-    """``{family: (artifact names, reason)}`` of the pairs a family declined to run (``ParityReport.not_run``)."""
-    grouped: dict[str, tuple[list[str], str]] = {}
+def declined_by_family(not_run: list[dict[str, str]]) -> list[tuple[str, list[str], str]]:
+    """``(family, artifact names, reason)`` of the pairs a family declined to run (``ParityReport.not_run``), one
+    entry per family and reason, in order."""
+    grouped: dict[tuple[str, str], list[str]] = {}
     for item in not_run:
-        grouped.setdefault(item["family"], ([], item["reason"]))[0].append(item["artifact"])
-    return grouped
+        grouped.setdefault((item["family"], item["reason"]), []).append(item["artifact"])
+    return [(family, names, reason) for (family, reason), names in grouped.items()]
+
+
+def declined_cells(not_run: list[dict[str, str]]) -> dict[tuple[str, str], str]:
+    """``{(artifact, family): matrix cell}`` of the declined pairs: ``not run (int8 only)``."""
+    return {(i["artifact"], i["family"]): f"not run ({i.get('label', 'declined')})" for i in not_run}
 
 
 def runtime_label(facts: dict[str, Any]) -> str:

@@ -73,7 +73,7 @@ def render(report: ParityReport) -> str:
         lines.append(f"  {verdict}  {artifact.label:<26} {detail}")
     for family, facts in distinct_kernels((a.kernels, a.kernel_facts) for a in report.artifacts):
         lines.append(f"  kernels {family}: {kernels_line(facts)}")
-    for family, (names, reason) in declined_by_family(report.not_run).items():
+    for family, names, reason in declined_by_family(report.not_run):
         lines.append(f"  not run on {family}: {', '.join(names)} ({reason})")
     lines.append("parity: " + ("all gates passed" if report.passed else "FAILED"))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from pocketbert.formats import all_formats, libraries
 from pocketbert.parity.matrix import (
     by_artifact,
     declined_by_family,
+    declined_cells,
     distinct_kernels,
     execution_label,
     families,
@@ -91,8 +92,9 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
     """Artifact x kernel family: each cell the verdict and worst cosine; then what each family's runtime saw."""
     columns = families(parity)
     declined = declined_by_family(parity.get("not_run", []))
+    cells_declined = declined_cells(parity.get("not_run", []))
     matrix = by_artifact(parity)
-    for names, _ in declined.values():  # an artifact every family declined still gets its row
+    for _, names, _ in declined:  # an artifact every family declined still gets its row
         for name in names:
             matrix.setdefault(name, {})
     rows, fails = [], set()
@@ -101,7 +103,7 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         for family in columns:
             verdict = per_family.get(family)
             if verdict is None:
-                cells.append("not run (int8 only)" if artifact in declined.get(family, ([], ""))[0] else "—")
+                cells.append(cells_declined.get((artifact, family), "—"))
                 continue
             worst = worst_cosine(verdict)
             cells.append(
@@ -115,7 +117,7 @@ def _kernel_matrix(parity: dict[str, Any]) -> list[Block]:
         [family, f.get("isa"), f.get("cpu"), f.get("int8_kernels"), runtime_label(f), execution_label(f)]
         for family, f in distinct_kernels(verdicts)
     ]
-    notes = [Paragraph(f"Not run on {family}: {', '.join(n)} ({why}).") for family, (n, why) in declined.items()]
+    notes = [Paragraph(f"Not run on {family}: {', '.join(n)} ({why}).") for family, n, why in declined]
     return [
         Heading("Parity by kernel family"),
         Paragraph(

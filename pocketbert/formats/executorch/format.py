@@ -50,6 +50,14 @@ class ExecuTorchFormat(Format):
     libraries = ("executorch", "torchao")
     app_preference = 20
     platforms = ("android",)
+    emulated_kernels = True
+    emulation_gaps = {
+        "aarch64": (
+            "no aarch64 ExecuTorch runtime here: its Python bindings link libtorch, and PyPI's aarch64 torch "
+            "2.13.0 is a CUDA build whose pinned CUDA 13 wheels are not all on the package index "
+            "(nvidia-nccl-cu13==2.29.7 is missing)"
+        )
+    }
     options = (SHAPES,)
     order = 40
 
