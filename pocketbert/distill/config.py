@@ -141,6 +141,10 @@ TRAINING_KEYS: tuple[str, ...] = tuple(
 )
 
 
+# The settings a finished student depends on: a student made with other values of these is out of date.
+RESULT_KEYS: tuple[str, ...] = (*TRAINING_KEYS, "eval_every")
+
+
 def _kind(name: str) -> str:
     return next(str(f.type) for f in fields(DistillConfig) if f.name == name)
 
@@ -169,10 +173,13 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     raise PocketbertError(f"{where}{key} must be {expected}, got {value!r}")
 
 
-def apply_values(config: DistillConfig, values: dict[str, Any], where: str = "distill key ") -> DistillConfig:
+def apply_values(
+    config: DistillConfig, values: dict[str, Any], where: str = "distill key ", exclude: tuple[str, ...] = ()
+) -> DistillConfig:
     """Set ``values`` (TOML keys or flag values, same names as the fields) on ``config`` with one-line errors for
-    unknown keys and wrong types; ``where`` prefixes the key in errors."""
-    valid = [f.name for f in fields(DistillConfig)]
+    unknown keys and wrong types; ``where`` prefixes the key in errors; ``exclude`` names fields that count as
+    unknown here (a caller that sets them itself)."""
+    valid = [f.name for f in fields(DistillConfig) if f.name not in exclude]
     for key, value in values.items():
         if key not in valid:
             raise PocketbertError(f"unknown {where}{key!r}; valid: {', '.join(valid)}")

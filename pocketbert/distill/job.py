@@ -116,13 +116,23 @@ def _baseline_source(lm: Any) -> str:
     return str(local.resolve()) if local.is_dir() else lm.source
 
 
-def run_distill(config: DistillConfig, *, quiet: bool = False, on_step: StepCallback | None = None) -> DistillResult:
+def run_distill(
+    config: DistillConfig,
+    *,
+    quiet: bool = False,
+    on_step: StepCallback | None = None,
+    checkpoint: Path | None = None,
+    shown_as: Path | None = None,
+) -> DistillResult:
     """Distil ``config.teacher`` into a smaller student and write it to ``config.output``.
 
     Args:
         config: the settings (see :class:`~pocketbert.distill.config.DistillConfig`).
         quiet: no progress bar or progress lines on stderr.
         on_step: called with the step number after each optimizer step (tests interrupt through it).
+        checkpoint: the resumable checkpoint's directory (default: ``.<output>.distill-checkpoint`` beside it).
+        shown_as: the path the report and the next command name for the student, when the caller moves it there
+            afterwards (default: ``config.output``).
 
     Returns:
         the written student directory, its summary and the command to continue with.
@@ -132,7 +142,7 @@ def run_distill(config: DistillConfig, *, quiet: bool = False, on_step: StepCall
         KeyboardInterrupt: the run was interrupted; the checkpoint beside the output allows ``--resume``.
     """
     from pocketbert.distill import data as data_mod
-    from pocketbert.fsutil import aside_dir, stale_aside_dirs, swap_in
+    from pocketbert.fsutil import stale_aside_dirs
     from pocketbert.run.lock import OutputLock
 
     say = _say(quiet)
@@ -143,8 +153,8 @@ def run_distill(config: DistillConfig, *, quiet: bool = False, on_step: StepCall
         raise PocketbertError("no output directory: pass -o STUDENT_DIR")
     output = Path(config.output).expanduser().absolute()
     check_output(output, config.force, config.teacher)
-    checkpoint = Checkpoint.beside(output)
-    _check_resume(checkpoint, config, output)
+    saved = Checkpoint(Path(checkpoint)) if checkpoint is not None else Checkpoint.beside(output)
+    _check_resume(saved, config, output)
     device = _device(config.device)
     data_path = Path(config.data).expanduser()
     _, rows = data_mod.read_rows(data_path)
@@ -161,7 +171,7 @@ def run_distill(config: DistillConfig, *, quiet: bool = False, on_step: StepCall
             for stale in stale_aside_dirs(output):
                 shutil.rmtree(stale, ignore_errors=True)
             return _run_locked(
-                config, output, checkpoint, device, rows, eval_rows, digests, quiet, say, on_step, aside_dir, swap_in
+                config, output, saved, device, rows, eval_rows, digests, quiet, say, on_step, shown_as or output
             )
     finally:
         for directory in made:  # parents created for the lock go again when nothing else was written there
@@ -180,8 +190,7 @@ def _run_locked(
     quiet: bool,
     say: Any,
     on_step: StepCallback | None,
-    aside_dir: Any,
-    swap_in: Any,
+    shown_as: Path,
 ) -> DistillResult:
     import time
 
@@ -190,11 +199,12 @@ def _run_locked(
     from pocketbert import interrupts
     from pocketbert.distill import data as data_mod
     from pocketbert.distill.evaluate import prepare_held_out
+    from pocketbert.distill.freshness import inputs, student_files
     from pocketbert.distill.losses import active_parts
     from pocketbert.distill.report import write_report
     from pocketbert.distill.student import build_student, resolve_layer_map, student_architecture, teacher_layers
     from pocketbert.distill.train import plan_steps, train
-    from pocketbert.fsutil import apply_umask
+    from pocketbert.fsutil import apply_umask, aside_dir, swap_in
     from pocketbert.loading import load_model
     from pocketbert.tasks import Task
 
@@ -279,10 +289,10 @@ def _run_locked(
         tokenizer.save_pretrained(stage)
         for path in stage.rglob("*"):
             apply_umask(path)
-        command = f"pocketbert run {output} --baseline {_baseline_source(lm)} -o out/{output.name}"
+        command = f"pocketbert run {shown_as} --baseline {_baseline_source(lm)} -o out/{shown_as.name}"
         summary = write_report(
             stage,
-            output=output,
+            output=shown_as,
             config=config,
             lm=lm,
             student=student,
@@ -302,6 +312,7 @@ def _run_locked(
             command=command,
             device=device,
             wall_seconds=time.perf_counter() - began,
+            provenance={"inputs": inputs(config, digests), "files_sha256": student_files(stage)},
         )
         swap_in(stage, output)
     except BaseException:

@@ -1,7 +1,8 @@
 """The distillation report written beside the student, in ``STUDENT/distill/``.
 
 * ``summary.json``: settings, teacher and student sizes (parameters, fp32 MB, multiply-adds), held-out metrics of
-  the initial (layer-dropped) student, the best and the last one, timings, and the next command;
+  the initial (layer-dropped) student, the best and the last one, timings, the next command, and what the student
+  was made from with the sha256 of its files (``inputs``, ``files_sha256``; see :mod:`pocketbert.distill.freshness`);
 * ``history.json``: the loss of every step and every evaluation;
 * ``curves.png``: training loss and held-out agreement against the step;
 * ``report.md``: the same for people.
@@ -135,8 +136,10 @@ def write_report(
     command: str,
     device: str,
     wall_seconds: float,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``stage/distill/`` (see the module docstring) and return the summary."""
+    """Write ``stage/distill/`` (see the module docstring) and return the summary; ``provenance`` (what the
+    student was made from and its files' sha256, see :mod:`pocketbert.distill.freshness`) is added to it."""
     folder = Path(stage) / "distill"
     folder.mkdir(parents=True, exist_ok=True)
     teacher_facts = _model_facts(teacher, task)
@@ -171,6 +174,7 @@ def write_report(
             "resumed_from": result.resumed_from,
         },
         "next_command": command,
+        **(provenance or {}),
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     (folder / "history.json").write_text(json.dumps({"steps": result.history, "evals": result.evals}), encoding="utf-8")

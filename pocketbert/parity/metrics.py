@@ -83,7 +83,16 @@ def _task_metrics(task: Task, ref: dict[str, list], got: dict[str, list]) -> dic
         pairs = zip(ref["start_logits"], ref["end_logits"], got["start_logits"], got["end_logits"])
         agree = [best_span(rs, re) == best_span(gs, ge) for rs, re, gs, ge in pairs]
         return {"span_agreement": float(np.mean(agree))}
-    return {"rank_spearman": _spearman(_pairwise(ref["embedding"]), _pairwise(got["embedding"]))}
+    return {"rank_spearman": embedding_spearman(ref["embedding"], got["embedding"])}
+
+
+def embedding_spearman(reference: list[np.ndarray], candidate: list[np.ndarray]) -> float:
+    """Spearman correlation in [-1, 1] between the pairwise cosine similarities of two sets of embeddings.
+
+    ``reference`` and ``candidate`` hold the same N texts' embeddings, each a ``(H,)`` vector; the N(N-1)/2 cosines
+    of each set are ranked and correlated (1.0: the candidate orders every pair of texts as the reference does).
+    """
+    return _spearman(_pairwise(reference), _pairwise(candidate))
 
 
 def compare_outputs(task: Task, feeds: list[dict], ref: list[Outputs], got: list[Outputs]) -> dict[str, float]:

@@ -1,8 +1,9 @@
-"""The main job: load → export every format → parity → bench → report, built aside and moved into ``OUT``.
+"""The main job: [distil →] load → export every format → parity → bench → report, built aside and moved into ``OUT``.
 
 Everything is written into a building directory beside ``OUT`` (same filesystem) and renamed into place only when
 every stage has finished, so an interrupted or failed run leaves ``OUT`` exactly as it was. Nothing is reused from
-an earlier run: every artifact is rebuilt from the model and the settings of this run.
+an earlier run but a distilled student whose settings, data and teacher are unchanged
+(:mod:`pocketbert.run.distill_stage`): every artifact is rebuilt from the model and the settings of this run.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pocketbert.exporting.options import settings_from
 from pocketbert.exporting.pipeline import export_model, validate_request
 from pocketbert.formats import get_format
 from pocketbert.fsutil import aside_dir, swap_in
-from pocketbert.loading import LoadedModel, load_model
+from pocketbert.loading import LoadedModel, load_model, moved
 from pocketbert.outdir import check_owner, check_target, claim
 from pocketbert.parity.matrix import by_artifact, summary
-from pocketbert.run.config import RunConfig
+from pocketbert.run.config import STUDENT_DIR, RunConfig
+from pocketbert.run.distill_stage import Student, distill_stage
 from pocketbert.run.stages import StageLog
 
 REPORT_DIR = "report"
@@ -128,15 +130,19 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
     check_kernels(config.kernels)  # an emulator that is not set up is refused before the slow work
     with claim(out_dir):
         building = aside_dir(out_dir, "building")
+        work = aside_dir(out_dir, "staging") if config.distill else None  # the student, until it moves in
         try:
+            student = distill_stage(config.distill, out_dir, work, log) if config.distill and work else None
             with log.stage("load model") as record:
                 loaded = load_model(
-                    config.model,
+                    str(student.path) if student else config.model,
                     config.task,
                     num_labels=config.num_labels,
                     seed=config.seed,
                     tokenizer=config.tokenizer,
                 )
+                if student:
+                    loaded = moved(loaded, student.final)
                 record.note = loaded.origin
             check_owner(out_dir, model_section(loaded, config.seed), config.force)
             skipped = _export_stage(config, loaded, building, log)
@@ -156,27 +162,34 @@ def run_job(config: RunConfig, log: StageLog) -> RunResult:
             bench = None
             if config.bench.enabled:
                 with log.stage("bench") as record:
-                    bench = run_bench_stage(config, building, record)
+                    bench = run_bench_stage(config, building, record, student)
             else:
                 log.skip("bench", "disabled in the configuration")
             with log.stage("report"):
                 manifest = _annotate_manifest(building, parity, bench)
                 done = [s for s in log.to_list() if s["name"] != "report"]
                 write_reports(building, manifest, parity, bench, done, skipped)
+            if student:
+                student.path.rename(building / STUDENT_DIR)
             swap_in(building, out_dir.absolute())
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
+        finally:
+            if work:
+                shutil.rmtree(work, ignore_errors=True)
     return RunResult(out_dir, manifest, report.passed, parity, bench, skipped, log.to_list())
 
 
-def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, Any]:
-    """Bench every artifact in ``out_dir`` against the baseline; writes ``report/bench.*`` and returns a summary
-    for the run report: notes, a median/speed-up table, plot file names, and per-runner medians by length."""
+def run_bench_stage(config: RunConfig, out_dir: Path, record: Any, student: Student | None = None) -> dict[str, Any]:
+    """Bench every artifact in ``out_dir`` against the baseline (as configured, else a distilled ``student``'s
+    teacher, else :func:`resolve_baseline`'s); writes ``report/bench.*`` and returns a summary for the run report:
+    notes, a median/speed-up/agreement table, plot file names, and per-runner medians (ms) by length."""
     from pocketbert.runtime_bench.bench import BenchConfig, run_bench
+    from pocketbert.runtime_bench.fidelity import agreement_note, agreement_text
     from pocketbert.runtime_bench.report import host_capability_lines, write_reports
 
-    baseline = resolve_baseline(config.bench.baseline)
+    baseline = resolve_baseline(config.bench.baseline or (student.teacher if student else None))
     random = baseline.startswith("random:")
     record.note = f"baseline {baseline}" + (" (random weights: speed only)" if random else "")
     settings = config.bench
@@ -190,33 +203,53 @@ def run_bench_stage(config: RunConfig, out_dir: Path, record: Any) -> dict[str, 
             repeats=settings.repeats,
             warmup=settings.warmup,
             quick=settings.quick,
+            student_source=str(student.path) if student else None,
         )
     )
     paths = write_reports(report, out_dir / REPORT_DIR)
     rows, latency = [], {}
+    fidelity = report["fidelity_vs_baseline"]
     for cell in report["cells"]:
         if cell["status"] != "ok":
-            rows.append([cell["runner"], str(cell["seq"]), cell["status"], "", cell["reason"] or "", ""])
+            rows.append([cell["runner"], str(cell["seq"]), cell["status"], "", cell["reason"] or "", "", ""])
             continue
         speedup = cell.get("speedup_vs_baseline") or {}
         ratio = f"{speedup['value']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]" if speedup else "—"
         achieved = cell.get("fraction_of_peak")
         share = f"{cell['achieved_gmacs']:.0f} ({achieved:.0%})" if achieved is not None else "—"
+        agreement = agreement_text(fidelity, cell["runner"])
         rows.append(
-            [cell["runner"], str(cell["seq"]), f"{cell['median_ms']:.2f}", f"{cell['iqr_ms']:.2f}", ratio, share]
+            [
+                cell["runner"],
+                str(cell["seq"]),
+                f"{cell['median_ms']:.2f}",
+                f"{cell['iqr_ms']:.2f}",
+                ratio,
+                agreement,
+                share,
+            ]
         )
         latency.setdefault(cell["runner"], {})[str(cell["seq"])] = round(cell["median_ms"], 3)
     settings_used = report["settings"]
     notes = [
-        f"Baseline {baseline}{' — random weights: speed only, agreement not meaningful' if random else ''}; "
+        f"Baseline {baseline}{' — random weights: speed only' if random else ''}; "
         f"batch {settings_used['batch']}, {settings_used['threads']} threads, {settings_used['repeats']} "
         f"interleaved rounds; {report['machine']['cpu_model']}. Full table: bench.md.",
+        agreement_note(fidelity),
         *[line.removeprefix("- ") for line in host_capability_lines(report)],
     ]
     return {
         "notes": notes,
         "table": {
-            "header": ["runner", "seq", "median ms", "IQR ms", "speed-up vs baseline", "GMAC/s (of host peak)"],
+            "header": [
+                "runner",
+                "seq",
+                "median ms",
+                "IQR ms",
+                "speed-up vs baseline",
+                "agreement with baseline",
+                "GMAC/s (of host peak)",
+            ],
             "rows": rows,
         },
         "plots": [paths["latency_png"].name, paths["tradeoff_png"].name],

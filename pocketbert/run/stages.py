@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,15 +34,20 @@ class StageLog:
         self._console = Console(stderr=True, quiet=self.quiet, highlight=False)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[StageRecord]:
+    def stage(self, name: str, own_progress: bool = False) -> Iterator[StageRecord]:
         """Time the ``with`` body as stage ``name``; an exception marks it failed and propagates. A SIGINT/SIGTERM
-        that arrived before or during the stage (even one swallowed by a library) stops the job at its boundary."""
+        that arrived before or during the stage (even one swallowed by a library) stops the job at its boundary.
+
+        A spinner shows while the body runs, unless ``own_progress`` (the body draws its own progress bar on
+        stderr: a line names the stage instead)."""
         interrupts.check()
         record = StageRecord(name)
         self.records.append(record)
         start = time.perf_counter()
         try:
-            with self._console.status(f"{name} …"):
+            if own_progress:
+                self._console.print(f"[dim]…[/] {name}")
+            with nullcontext() if own_progress else self._console.status(f"{name} …"):
                 yield record
             interrupts.check()
         except BaseException as exc:

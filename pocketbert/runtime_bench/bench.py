@@ -23,7 +23,7 @@ from pocketbert.errors import PocketbertError
 from pocketbert.exporting.manifest import read_tokenizer
 from pocketbert.formats import all_formats, get_format
 from pocketbert.parity.data import BUILTIN_TEXTS, build_feeds
-from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, parity_fidelity
+from pocketbert.runtime_bench.fidelity import agreement, agreement_applicable, extra_agreement, parity_fidelity
 from pocketbert.runtime_bench.inputs import make_feeds
 from pocketbert.runtime_bench.machine import describe_machine, load_average
 from pocketbert.runtime_bench.roofline import add_roofline, measure_gemm
@@ -52,6 +52,8 @@ class BenchConfig:
         settle: untimed inferences at the start of every visit, so a runner is timed with its own weights in
             cache and after the previous runner's thread pool (ONNX Runtime and OpenMP spin after a call) went idle.
         quick: smoke settings (lengths 16 and 32, 3 rounds, 1 warm-up) unless given explicitly.
+        student_source: where the PyTorch student runners load the model from instead of the manifest's source
+            (``pocketbert run`` benches a distilled student before it is moved to the place the manifest names).
     """
 
     out_dir: Path
@@ -64,6 +66,7 @@ class BenchConfig:
     iterations: int = 1
     settle: int = 1
     quick: bool = False
+    student_source: str | None = None  # load the student in PyTorch from here, not the manifest's model source
     extra_specs: list[RunnerSpec] = field(default_factory=list)  # for tests: runners beyond the manifest's
 
 
@@ -142,14 +145,17 @@ def load_bench_manifest(out_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def plan_specs(manifest: dict[str, Any], out_dir: Path, baseline: str) -> list[RunnerSpec]:
+def plan_specs(
+    manifest: dict[str, Any], out_dir: Path, baseline: str, student_source: str | None = None
+) -> list[RunnerSpec]:
     """The baseline, the student fp32 and int8 in PyTorch, and every artifact of the manifest, in that order.
 
-    A random baseline gets the student's task and label count so both run the same kind of head.
+    A random baseline gets the student's task and label count so both run the same kind of head. The PyTorch
+    student loads from ``student_source`` when given, else from the manifest's model source.
     """
     model = manifest["model"]
     source, task, labels, seed = (
-        model.get("source") or None,
+        student_source or model.get("source") or None,
         model["task"],
         model.get("num_labels"),
         model.get("seed", 0),
@@ -259,7 +265,7 @@ def run_bench(config: BenchConfig, hooks: Hooks | None = None) -> dict[str, Any]
     seqs, threads, repeats, warmup = _resolve(config, int(model["max_positions"]), hooks)
     tokenizer = read_tokenizer(out_dir, "the bench tokenizes with it")
     feeds = make_feeds(tokenizer, seqs, config.batch)
-    specs = plan_specs(manifest, out_dir, config.baseline) + list(config.extra_specs)
+    specs = plan_specs(manifest, out_dir, config.baseline, config.student_source) + list(config.extra_specs)
     limits = _static_limits(manifest)
     started = datetime.now(UTC)
     machine = describe_machine()
@@ -357,7 +363,7 @@ def _fidelity(
     task = Task(model["task"])
     from pocketbert.runtime_bench.fidelity import METRICS
 
-    result: dict[str, Any] = {"meaningful": False, "metric": METRICS[task], "note": None, "values": {}}
+    result: dict[str, Any] = {"meaningful": False, "metric": METRICS[task], "note": None, "values": {}, "extra": {}}
     reason = agreement_applicable(baseline_info, student_info)
     if reason:
         result["note"] = reason
@@ -378,6 +384,9 @@ def _fidelity(
         try:
             outputs = worker.request({"cmd": "outputs", "feeds": feeds})
             result["values"][name] = agreement(task, feeds, reference, outputs)
+            extra = extra_agreement(task, feeds, reference, outputs)
+            if extra:
+                result["extra"][name] = extra
         except WorkerError as exc:
             rows[name].setdefault("notes", []).append(f"agreement failed: {exc}")
         hooks.advance()

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pocketbert.parity.metrics import best_span
+from pocketbert.parity.metrics import best_span, embedding_spearman
 from pocketbert.tasks import Task
 
 RANDOM_NOTE = "agreement not meaningful (random weights)"
@@ -20,6 +20,9 @@ METRICS: dict[Task, str] = {
     Task.QUESTION_ANSWERING: "span_agreement",
     Task.FEATURE_EXTRACTION: "embedding_cosine_mean",
 }
+# Metrics reported beside the headline one (feature extraction: what a distilled student is judged on).
+EXTRA_METRICS: dict[Task, tuple[str, ...]] = {Task.FEATURE_EXTRACTION: ("embedding_spearman",)}
+SHORT_NAMES: dict[str, str] = {"embedding_cosine_mean": "cosine mean", "embedding_spearman": "Spearman"}
 
 
 def agreement_applicable(baseline: dict[str, Any], student: dict[str, Any]) -> str | None:
@@ -63,6 +66,42 @@ def agreement(task: Task, feeds: list[dict], reference: list[dict], candidate: l
                 c = got["embedding"][b].astype(np.float64)
                 scores.append(float(a @ c / max(np.linalg.norm(a) * np.linalg.norm(c), 1e-12)))
     return float(np.mean(scores))
+
+
+def extra_agreement(task: Task, feeds: list[dict], reference: list[dict], candidate: list[dict]) -> dict[str, float]:
+    """The :data:`EXTRA_METRICS` of ``task`` for ``candidate`` against ``reference`` over ``feeds``.
+
+    Feature extraction: ``embedding_spearman``, the Spearman correlation of all pairwise cosines of the ``(B, H)``
+    embeddings of every sequence of every feed (see :func:`pocketbert.parity.metrics.embedding_spearman`).
+    """
+    if task is not Task.FEATURE_EXTRACTION:
+        return {}
+    ref = [row for out in reference for row in out["embedding"]]
+    got = [row for out in candidate for row in out["embedding"]]
+    return {"embedding_spearman": embedding_spearman(ref, got)}
+
+
+def agreement_text(fidelity: dict[str, Any], name: str) -> str:
+    """Runner ``name``'s agreement with the baseline for a table cell, from a report's ``fidelity_vs_baseline``:
+    ``"0.9750"``, or for several metrics ``"cosine mean 0.9912, Spearman 0.9650"``; ``"n/a"`` when not meaningful
+    (the reason is :func:`agreement_note`'s) and ``"–"`` for a runner without a value (the baseline, a failure)."""
+    if not fidelity.get("meaningful"):
+        return "n/a"
+    if name not in fidelity.get("values", {}):
+        return "–"
+    extra = (fidelity.get("extra") or {}).get(name) or {}
+    if not extra:
+        return f"{fidelity['values'][name]:.4f}"
+    metrics = {fidelity["metric"]: fidelity["values"][name], **extra}
+    return ", ".join(f"{SHORT_NAMES.get(k, k)} {v:.4f}" for k, v in metrics.items())
+
+
+def agreement_note(fidelity: dict[str, Any]) -> str:
+    """One sentence saying which metric the agreement column holds, or why it says n/a."""
+    if not fidelity.get("meaningful"):
+        return f"Agreement with the baseline: {fidelity.get('note') or 'not measured'}."
+    metrics = [fidelity["metric"], *sorted({k for v in (fidelity.get("extra") or {}).values() for k in v})]
+    return f"Agreement with the baseline ({', '.join(metrics)}) on {fidelity.get('num_sequences')} parity sequences."
 
 
 PARITY_METRICS: dict[str, tuple[str, ...]] = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketbert.core.artifact import write_json_atomic
+from pocketbert.runtime_bench.fidelity import agreement_note, agreement_text
 
 JSON_NAME = "bench.json"
 MARKDOWN_NAME = "bench.md"
@@ -39,13 +40,6 @@ def _ratio(ratio: dict[str, float] | None) -> str:
     if not ratio:
         return "–"
     return f"{ratio['value']:.2f}× [{ratio['ci_low']:.2f}, {ratio['ci_high']:.2f}]"
-
-
-def _fidelity_text(report: dict[str, Any], name: str) -> str:
-    vs = report["fidelity_vs_baseline"]
-    if vs["meaningful"] and name in vs["values"]:
-        return f"{vs['metric']} {vs['values'][name]:.4f}"
-    return "–"
 
 
 def _achieved(cell: dict[str, Any]) -> str:
@@ -103,18 +97,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         *host_capability_lines(report),
         "",
         "| runner | seq | median ms [95% CI] | p90 ms | p99 ms | IQR ms | seq/s | speed-up vs baseline [95% CI] "
-        "| vs student fp32 [95% CI] | GMAC/s (of peak) |",
-        "|---|---:|---|---:|---:|---:|---:|---|---|---|",
+        "| agreement with baseline | vs student fp32 [95% CI] | GMAC/s (of peak) |",
+        "|---|---:|---|---:|---:|---:|---:|---|---|---|---|",
     ]
+    vs = report["fidelity_vs_baseline"]
     for cell in report["cells"]:
         if cell["status"] != "ok":
-            lines.append(f"| {cell['runner']} | {cell['seq']} | **{cell['status']}**: {cell['reason']} | | | | | | |")
+            lines.append(
+                f"| {cell['runner']} | {cell['seq']} | **{cell['status']}**: {cell['reason']} | | | | | | | | |"
+            )
             continue
         lines.append(
             f"| {cell['runner']} | {cell['seq']} | {_ms(cell['median_ms'])} [{_ms(cell['ci_low_ms'])}, "
             f"{_ms(cell['ci_high_ms'])}] | {_ms(cell['p90_ms'])} | {_ms(cell['p99_ms'])} | {_ms(cell['iqr_ms'])} "
             f"| {cell['sequences_per_s']:.1f} | {_ratio(cell['speedup_vs_baseline'])} "
-            f"| {_ratio(cell['speedup_vs_student_fp32'])} | {_achieved(cell)} |"
+            f"| {agreement_text(vs, cell['runner'])} | {_ratio(cell['speedup_vs_student_fp32'])} | {_achieved(cell)} |"
         )
     lines += [
         "",
@@ -128,15 +125,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['name']} | {row['runtime']} | {row['precision']} | {status} | {_mb(row.get('size_bytes'))} "
             f"| {_mb(row.get('compressed_bytes'))} | {_ms(first * 1e3) if first is not None else '–'} "
-            f"| {_mb(row.get('peak_rss_bytes'))} | {_fidelity_text(report, row['name'])} "
+            f"| {_mb(row.get('peak_rss_bytes'))} | {agreement_text(vs, row['name'])} "
             f"| {_kernels(row.get('kernel_facts'))} |"
         )
-    vs = report["fidelity_vs_baseline"]
-    lines.append("")
-    if vs["meaningful"]:
-        lines.append(f"Agreement with the baseline ({vs['metric']}) on {vs.get('num_sequences')} parity sequences.")
-    else:
-        lines.append(f"Agreement with the baseline: {vs['note']}.")
+    lines += ["", agreement_note(vs)]
     lines.append(
         "Speed-up = baseline median / runner median (> 1 is faster); intervals resample the interleaved rounds, "
         "paired. First inference = load + first call. Peak RSS = the runner's own worker process."
