@@ -4,6 +4,10 @@ Corpus: the fortune cookies of Debian's ``fortunes`` package (BSD licence, ``/us
 quotations, jokes, definitions, proverbs; about 13,600 texts once ASCII art and duplicates are dropped). Installed
 with ``apt-get install fortunes`` when missing (root), else the script says how.
 
+``--wordnet N`` adds up to N glosses (definition and usage examples of one sense) of Princeton WordNet 3.0
+(Debian package ``wordnet-base``, WordNet 3.0 licence: use, copy, modify and distribute with the copyright notice)
+to the training split only; dev and test stay fortunes.
+
 The texts are shuffled with a fixed seed and cut into a test split (``--test`` texts, never seen by the run:
 the reported numbers), a dev split (``pocketbert distill --eval-data``: picks the best checkpoint) and the
 training split. The script runs ``pocketbert distill`` through the CLI, then measures teacher vs the initial
@@ -30,18 +34,40 @@ from pathlib import Path
 from typing import Any
 
 FORTUNES = Path("/usr/share/games/fortunes")
+WORDNET = Path("/usr/share/wordnet")
 SKIP = {"art", "ascii-art"}  # drawings, not text
 # The benchmark's settings beside the defaults: no dropout (the student imitates a frozen teacher), AdamW 2e-4.
 RECIPE = ("--dropout", "0", "--lr", "2e-4", "--epochs", "5", "--eval-every", "200")
 
 
+def _ensure_package(path: Path, package: str) -> None:
+    if path.is_dir():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True, stdout=subprocess.DEVNULL)
+    else:
+        sys.exit(f"needs the Debian package {package}: sudo apt-get install {package}")
+
+
+def wordnet_glosses(limit: int, min_chars: int = 25, max_chars: int = 400) -> list[str]:
+    """Up to ``limit`` WordNet glosses of 25-400 characters, deduplicated, in a seeded random order."""
+    _ensure_package(WORDNET, "wordnet-base")
+    glosses = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        for line in (WORDNET / f"data.{pos}").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("  ") or "|" not in line:  # the licence header
+                continue
+            gloss = re.sub(r"\s+", " ", line.split("|", 1)[1]).strip()
+            if min_chars <= len(gloss) <= max_chars:
+                glosses.append(gloss)
+    glosses = list(dict.fromkeys(glosses))
+    random.Random(1).shuffle(glosses)
+    return glosses[:limit]
+
+
 def corpus(min_chars: int = 20, max_chars: int = 600) -> list[str]:
     """The fortunes as one text each (whitespace collapsed), mostly-letter texts of 20-600 characters, deduplicated."""
-    if not FORTUNES.is_dir():
-        if os.geteuid() == 0 and shutil.which("apt-get"):
-            subprocess.run(["apt-get", "install", "-y", "-q", "fortunes"], check=True, stdout=subprocess.DEVNULL)
-        else:
-            sys.exit("needs the Debian package fortunes: sudo apt-get install fortunes")
+    _ensure_package(FORTUNES, "fortunes")
     texts = []
     for path in sorted(FORTUNES.iterdir()):
         if path.suffix or path.is_symlink() or path.name in SKIP:
@@ -83,6 +109,7 @@ def main() -> int:
     parser.add_argument("--test", type=int, default=500, help="test texts (never trained or selected on)")
     parser.add_argument("--dev", type=int, default=300, help="dev texts (best-checkpoint selection)")
     parser.add_argument("--train", type=int, default=None, help="at most this many training texts (default: all)")
+    parser.add_argument("--wordnet", type=int, default=0, help="add up to N WordNet glosses to the training split")
     parser.add_argument("distill_args", nargs="*", help="extra pocketbert distill flags, after --")
     args = parser.parse_args()
 
@@ -101,6 +128,9 @@ def main() -> int:
     random.Random(0).shuffle(texts)
     test, dev, train = texts[: args.test], texts[args.test : args.test + args.dev], texts[args.test + args.dev :]
     train = train[: args.train] if args.train else train
+    glosses = wordnet_glosses(args.wordnet) if args.wordnet else []
+    train = train + glosses
+    random.Random(2).shuffle(train)
     args.work.mkdir(parents=True, exist_ok=True)
     for name, part in (("train", train), ("dev", dev), ("test", test)):
         (args.work / f"{name}.txt").write_text("\n".join(part) + "\n", encoding="utf-8")
@@ -122,8 +152,8 @@ def main() -> int:
         *args.distill_args,
     ]
     print(
-        f"corpus: {len(texts)} fortunes (Debian package fortunes, BSD): {len(train)} train, {len(dev)} dev, "
-        f"{len(test)} test",
+        f"corpus: {len(texts)} fortunes (Debian package fortunes, BSD), {len(glosses)} WordNet glosses (wordnet-base, "
+        f"WordNet 3.0 licence): {len(train)} train, {len(dev)} dev, {len(test)} test (dev and test: fortunes only)",
         flush=True,
     )
     print("$ pocketbert " + " ".join(command), flush=True)
@@ -147,6 +177,8 @@ def main() -> int:
     total = time.perf_counter() - began
     result = {
         "test_texts": len(test),
+        "train_texts": len(train),
+        "wordnet_glosses": len(glosses),
         "rows": rows,
         "teacher": summary["teacher"],
         "student": summary["student"],

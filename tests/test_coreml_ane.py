@@ -89,8 +89,9 @@ def test_ane_layout_matches_pytorch_fp16_and_int8(built, arch, task, monkeypatch
     assert {a.name: a.precision for a in report.artifacts} == {"coreml-fp16": "fp16", "coreml-int8": "int8"}
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("task", TASKS)
+# Every arch x task of the single-input package is checked on iOS16 (tests/test_coreml.py); iOS18 changes only the
+# opset the same graph is written in, so each task runs here once, the architectures alternating between tasks.
+@pytest.mark.parametrize("arch, task", [(ARCHS[i % len(ARCHS)], task) for i, task in enumerate(TASKS)])
 def test_single_input_on_iOS18_passes_parity_in_every_bucket(built, arch, task, monkeypatch):
     monkeypatch.setenv("POCKETBERT_COREML_RUNNER", "mil")
     loaded, out = built(arch, task, ["fp16"], coreml_target="iOS18")

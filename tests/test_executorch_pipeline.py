@@ -1,5 +1,9 @@
 """ExecuTorch through the format seam: export, manifest, parity, budget, bench planning and the Android bundle,
-driven by the CLI on a tiny model (the lowering itself is tested in ``tests/test_executorch.py``)."""
+driven by the CLI on a tiny model (the lowering itself is tested in ``tests/test_executorch.py``).
+
+The OUT is the one ``tests/test_executorch.py`` diagnoses (:func:`tests.test_executorch.shared_et_out`): one
+export per session, ExecuTorch and ONNX side by side, so the three ExecuTorch lowerings (fp32, the budget's int8
+trial, int8) happen once."""
 
 from __future__ import annotations
 
@@ -15,23 +19,23 @@ from pocketbert.bundle.bundler import BUNDLE_DIR, bundle  # noqa: E402
 from pocketbert.cli import main  # noqa: E402
 from pocketbert.core.artifact import read_manifest  # noqa: E402
 from pocketbert.runtime_bench.bench import _static_limits, plan_specs  # noqa: E402
+from tests.test_executorch import shared_et_out  # noqa: E402
 
 APPS = Path(__file__).resolve().parents[1] / "apps_sample"
 
 
 @pytest.fixture(scope="module")
-def et_out(tiny_models, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("et") / "out"
-    model = str(tiny_models("distilbert", "sequence-classification"))
-    argv = ["export", model, "--format", "executorch", "--precision", "fp32,int8", "--buckets", "8,16", "-o", str(out)]
-    assert main([*argv, "--budget", "agreement>=0.5"]) == 0
-    return out
+def et_out(tmp_path_factory) -> Path:
+    """The one-layer DistilBERT classifier exported as executorch and onnx, fp32 and int8 (budgeted), buckets 8
+    and 16; shared, so copy it before writing into it."""
+    return shared_et_out(tmp_path_factory)
 
 
 def test_export_writes_dynamic_methods_and_what_an_app_needs(et_out):
     manifest = read_manifest(et_out)
-    fp32, int8 = manifest["artifacts"]
-    assert (fp32["name"], int8["name"]) == ("executorch-fp32", "executorch-int8")
+    artifacts = {a["name"]: a for a in manifest["artifacts"]}
+    assert sorted(artifacts) == ["executorch-fp32", "executorch-int8", "onnx-fp32", "onnx-int8"]
+    fp32, int8 = artifacts["executorch-fp32"], artifacts["executorch-int8"]
     assert int8["path"] == "executorch/int8/model.pte" and int8["scheme"] == "dynamic-per-channel"
     assert fp32["metadata"]["methods"] == {"dynamic": "forward"} and fp32["sequence_buckets"] is None
     assert fp32["metadata"]["max_length"] == 16 and fp32["metadata"]["delegate"] == "xnnpack"

@@ -87,7 +87,15 @@ def test_budget_refuses_static_int8(tiny_models, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "fmt, arch", [("onnx", "bert"), ("tflite", "bert"), ("tflite", "distilbert"), ("coreml", "distilbert")]
+    "fmt, arch",
+    [
+        ("onnx", "bert"),
+        ("tflite", "bert"),
+        ("tflite", "distilbert"),
+        ("coreml", "distilbert"),
+        ("executorch", "bert"),
+        ("executorch", "distilbert"),
+    ],
 )
 def test_diagnose_names_a_damaged_block_first(fmt, arch, tiny_models, tmp_path):
     """The same model exported twice, the second time with layer 1's attention output projection scaled x1.5."""

@@ -4,7 +4,8 @@ Every format exposes the same probes: the output of each LayerNorm, in graph ord
 embeddings' LayerNorm, then each layer's attention and FFN LayerNorms (BERT and DistilBERT are post-LN, so these
 are the block outputs). Each format has a ``make_probe_runner``: ONNX adds the values as graph
 outputs, LiteRT keeps intermediate tensors (``experimental_preserve_all_tensors``), and the MIL runner records
-them as it executes the Core ML program. Both artifacts run the same feeds, each block's error is measured on
+them as it executes the Core ML program, and ExecuTorch reads them from the ETDump debug buffer of the ``.pte``
+run under the event tracer. Both artifacts run the same feeds, each block's error is measured on
 valid tokens, and the block whose error grows the most is named as the culprit. Because the probes are named
 alike everywhere, an artifact can also be diagnosed against a float artifact of another format.
 """

@@ -13,6 +13,7 @@ from pocketbert.core.runner import Runner
 from pocketbert.errors import PocketbertError
 from pocketbert.formats.base import Built, Format, QuantScheme, embedded_metadata
 from pocketbert.quantize.mixed import MixedPrecisionResult, Unit
+from pocketbert.tasks import Task
 
 MODEL_FILE = "model.pte"
 SHAPES = Option(
@@ -135,12 +136,20 @@ class ExecuTorchFormat(Format):
     def make_runner(self, artifact: Artifact, out_dir: Path, threads: int | None = None) -> Runner:
         from pocketbert.core.artifact import read_manifest
         from pocketbert.formats.executorch.runner import ExecuTorchRunner
-        from pocketbert.tasks import Task
 
         task = Task(read_manifest(out_dir)["model"]["task"])
         return ExecuTorchRunner(
             out_dir / artifact.path, task=task, methods=methods_of(artifact), name=artifact.name, threads=threads
         )
+
+    def make_probe_runner(self, path: Path, scratch: Path, task: Task, buckets: list[int] | None, name: str) -> Runner:
+        """The ``.pte`` itself run under ExecuTorch's event tracer, every layer norm's output read back from the
+        ETDump as ``probe_<i>`` (see :mod:`pocketbert.formats.executorch.probes`); the methods are the ones the
+        program's embedded metadata names (one per bucket, or the dynamic ``forward``)."""
+        from pocketbert.formats.executorch.runner import ExecuTorchProbeRunner, read_metadata
+
+        methods = read_metadata(path)["methods"]
+        return ExecuTorchProbeRunner(path, task=task, methods=methods, scratch=scratch, name=name)
 
 
 FORMAT = ExecuTorchFormat()

@@ -156,7 +156,7 @@ class ExecuTorchRunner(Runner):
                     f"{self.path} lacks methods {', '.join(missing)} (has {', '.join(sorted(available))}); "
                     "re-run the export"
                 )
-            self._methods = {key: self.program.load_method(m) for key, m in self.method_names.items()}
+            self._methods = self._load_methods()
         except PocketbertError:
             self._release()
             raise
@@ -167,6 +167,14 @@ class ExecuTorchRunner(Runner):
             sizes = self.program.metadata(self.method_names[0]).input_tensor_meta(0).sizes()
             self.max_sequence = int(sizes[1])  # a bounded dynamic axis is planned at its upper bound
 
+    def _load_methods(self) -> dict[int, Any]:
+        """Load every method this runner runs from :attr:`program`: bucket (0 for the dynamic method) -> method."""
+        return {key: self.program.load_method(m) for key, m in self.method_names.items()}
+
+    def _call(self, key: int, inputs: list[Any]) -> list[Any]:
+        """Run the method of ``key`` on int64 tensors ``[input_ids, attention_mask]`` ``(1, S)``; its outputs."""
+        return self._methods[key].execute(inputs)
+
     def _execute(self, key: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
@@ -175,7 +183,9 @@ class ExecuTorchRunner(Runner):
             torch.from_numpy(np.ascontiguousarray(attention_mask, dtype=np.int64)),
         ]
         try:
-            outputs = self._methods[key].execute(inputs)
+            outputs = self._call(key, inputs)
+        except PocketbertError:
+            raise
         except Exception as exc:
             raise PocketbertError(
                 f"{self.name}: {self.method_names[key]} failed on shape {tuple(input_ids.shape)}: {_first_line(exc)}"
@@ -208,7 +218,8 @@ class ExecuTorchRunner(Runner):
             out = self._execute(0, row_ids, np.ones((1, n), dtype=np.int64))
             for name, value in out.items():
                 value = value[0]
-                if per_token[name]:
+                # an output beyond the task's (a layer probe) is per token when its first axis is the length
+                if per_token.get(name, value.ndim >= 1 and value.shape[0] == n):
                     padded = np.zeros((seq, *value.shape[1:]), dtype=np.float32)
                     padded[:n] = value
                     value = padded
@@ -227,3 +238,65 @@ class ExecuTorchRunner(Runner):
 
     def close_impl(self) -> None:
         self._release()
+
+
+class ExecuTorchProbeRunner(ExecuTorchRunner):
+    """:class:`ExecuTorchRunner` whose outputs also hold every layer norm's output as ``probe_<i>`` (execution
+    order), for ``pocketbert diagnose`` (:mod:`pocketbert.parity.localize`).
+
+    The values are the artifact's own: each row runs the unchanged ``.pte`` in ``executorch.runtime`` under the
+    runtime's event tracer with a debug buffer, and the layer norms' outputs are read back from the ETDump
+    (:mod:`pocketbert.formats.executorch.probes` says why this and not a probed copy). Every row loads the program
+    afresh (the tracer records one ETDump per load), so this runner is slower than :class:`ExecuTorchRunner`; the
+    task's outputs are those of the same run. ``scratch`` is a directory for the ETDump and debug-buffer files of
+    the row in flight. A probe is ``(B, S, H)`` float32, zero past each row's real tokens, like a per-token output.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        task: Task | str,
+        methods: Mapping[int | str, str],
+        scratch: Path | str,
+        name: str = "executorch",
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(path, task=task, methods=methods, name=name, threads=threads)
+        self.scratch = Path(scratch)
+        self._probes: dict[str, Any] = {}
+        self._last: list[np.ndarray] = []
+
+    def _load_methods(self) -> dict[int, Any]:
+        from pocketbert.formats.executorch.probes import read_program_probes
+
+        self._probes = read_program_probes(self.path, list(self.method_names.values()))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        return {}  # every row loads its own traced program (see _call)
+
+    def _call(self, key: int, inputs: list[Any]) -> list[Any]:
+        from pocketbert.formats.executorch.probes import layer_norm_outputs
+
+        method = self.method_names[key]
+        probes = self._probes[method]
+        etdump, debug = self.scratch / "run.etdp", self.scratch / "run.debug"
+        program = _threadpool()._load_program(str(self.path), enable_etdump=True, debug_buffer_size=probes.buffer_bytes)
+        if not program.has_etdump():
+            raise PocketbertError(
+                f"{self.name}: this ExecuTorch build has no event tracer (ETDump), which layer probes need"
+            )
+        outputs = program.load_method(method).call(inputs)
+        program.write_etdump_result_to_file(str(etdump), str(debug))
+        del program
+        try:
+            self._last = layer_norm_outputs(etdump, debug, probes)
+        finally:
+            etdump.unlink(missing_ok=True)
+            debug.unlink(missing_ok=True)
+        return outputs
+
+    def _execute(self, key: int, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        out = super()._execute(key, input_ids, attention_mask)
+        for i, value in enumerate(self._last):
+            out[f"probe_{i}"] = value
+        return out
